@@ -1,0 +1,1 @@
+"""Nearest-positive sampling for metric-learning losses."""

@@ -1,0 +1,1 @@
+"""nearpos runtime: serves PyTorch work to the TypeScript API over ZeroMQ."""

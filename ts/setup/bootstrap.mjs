@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Idempotent set-up for a fresh clone: npm dependencies, then a Python virtual
+// environment (.venv) holding torch, requirements.txt and the local packages.
+// Plain Node with no dependencies, because it runs before `npm install` has.
+// A second run compares stamps and returns in well under a second.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const quiet = process.argv.includes("--quiet");
+
+function log(msg) {
+  if (!quiet) process.stderr.write(`[nearpos setup] ${msg}\n`);
+}
+
+function run(cmd, args, opts = {}) {
+  log(`$ ${cmd} ${args.join(" ")}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], ...opts });
+  if (r.error) throw new Error(`could not run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+function hashFiles(paths, extra = "") {
+  const h = createHash("sha256");
+  for (const p of paths) {
+    h.update(p);
+    h.update(existsSync(join(root, p)) ? readFileSync(join(root, p)) : "<missing>");
+  }
+  h.update(extra);
+  return h.digest("hex");
+}
+
+function stampMatches(stampPath, digest) {
+  return existsSync(stampPath) && readFileSync(stampPath, "utf8").trim() === digest;
+}
+
+function writeStamp(stampPath, digest) {
+  const tmp = `${stampPath}.tmp`;
+  writeFileSync(tmp, `${digest}\n`);
+  renameSync(tmp, stampPath);
+}
+
+function setupNode() {
+  const stamp = join(root, "node_modules", ".nearpos-setup");
+  const digest = hashFiles(["package.json", "package-lock.json"], process.version);
+  if (stampMatches(stamp, digest)) return;
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+  // `npm install` rather than `npm ci`: it honours the lock file but tolerates
+  // platform-specific optional dependencies that a lock made elsewhere lacks.
+  run(npm, ["install", "--no-audit", "--no-fund"]);
+  writeStamp(stamp, digest);
+}
+
+function hasCuda() {
+  if (process.env.NEARPOS_DEVICE === "cpu") return false;
+  const r = spawnSync("nvidia-smi", ["-L"], { stdio: "ignore" });
+  return r.status === 0;
+}
+
+/** The torch requirement: the CPU build where no CUDA is present, so pip never
+ * picks a CUDA wheel whose dependencies this machine cannot fetch. */
+function torchSpec() {
+  if (process.env.NEARPOS_TORCH_SPEC) return process.env.NEARPOS_TORCH_SPEC;
+  return hasCuda() ? "torch" : "torch==2.13.0+cpu";
+}
+
+export function venvPython() {
+  const venv = process.env.NEARPOS_VENV ? resolve(process.env.NEARPOS_VENV) : join(root, ".venv");
+  return join(venv, process.platform === "win32" ? "Scripts/python.exe" : "bin/python");
+}
+
+function setupPython() {
+  const venv = process.env.NEARPOS_VENV ? resolve(process.env.NEARPOS_VENV) : join(root, ".venv");
+  const basePython = process.env.NEARPOS_PYTHON || "python3";
+  const spec = torchSpec();
+  const stamp = join(venv, ".nearpos-setup");
+  const digest = hashFiles(
+    ["requirements.txt", "py-bridge/pyproject.toml", "plugins/nearest-positive/pyproject.toml"],
+    `${basePython}\n${spec}`,
+  );
+  if (stampMatches(stamp, digest)) return;
+  const python = venvPython();
+  if (!existsSync(python)) {
+    rmSync(venv, { recursive: true, force: true });
+    run(basePython, ["-m", "venv", venv]);
+  }
+  // Bounded retries: an unreachable index fails in seconds instead of stalling.
+  const pip = [
+    "-m", "pip", "install", "--retries", "0", "--timeout", "30",
+    "--disable-pip-version-check", "--no-input", "-q",
+  ];
+  run(python, [...pip, spec]);
+  run(python, [...pip, "-r", "requirements.txt"]);
+  writeStamp(stamp, digest);
+}
+
+try {
+  setupNode();
+  setupPython();
+  log("ready");
+} catch (err) {
+  process.stderr.write(`[nearpos setup] failed: ${err.message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Runs both test runners (vitest, then pytest) and fails if either fails.
+// pytest runs last so the output ends with its summary line.
+import { spawnSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const venv = process.env.NEARPOS_VENV ? resolve(process.env.NEARPOS_VENV) : join(root, ".venv");
+const python = join(venv, "bin", "python");
+const extra = process.argv.slice(2);
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
+  return r.status ?? 1;
+}
+
+const vitest = run(join(root, "node_modules", ".bin", "vitest"), ["run", ...extra]);
+const pytest = run(python, ["-m", "pytest", "-q"]);
+const failed = [vitest !== 0 && `vitest (exit ${vitest})`, pytest !== 0 && `pytest (exit ${pytest})`].filter(Boolean);
+if (failed.length > 0) {
+  process.stderr.write(`\nnearpos tests failed: ${failed.join(", ")}\n`);
+  process.exit(1);
+}
