@@ -1,0 +1,176 @@
+/**
+ * Machine-readable error codes. Tests and callers branch on `err.code`, never on messages.
+ */
+export const ErrorCode = {
+  pythonError: "python_error",
+  invalidParams: "invalid_params",
+  unknownMethod: "unknown_method",
+  runtimeExited: "runtime_exited",
+  cancelled: "cancelled",
+  timeout: "timeout",
+  protocolError: "protocol_error",
+  startFailed: "start_failed",
+  invalidConfig: "invalid_config",
+  closed: "closed",
+} as const;
+
+/** One of the values of {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options shared by every nearpos error. */
+export interface NearposErrorOptions {
+  /** The underlying error, if any. */
+  cause?: unknown;
+  /** Structured facts about the failure (method name, field path, exit code ...). */
+  context?: Record<string, unknown>;
+  /** What the user can do about it. */
+  hint?: string;
+}
+
+/** Base class of every error thrown by nearpos. */
+export class NearposError extends Error {
+  readonly code: ErrorCode;
+  readonly context: Record<string, unknown>;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: NearposErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.context = options.context ?? {};
+    this.hint = options.hint;
+  }
+
+  /** A plain JSON form, for `--json` output and logs. */
+  toJSON(): Record<string, unknown> {
+    const cause = this.cause;
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      context: this.context,
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      ...(cause === undefined
+        ? {}
+        : { cause: cause instanceof NearposError ? cause.toJSON() : String(cause instanceof Error ? cause.message : cause) }),
+    };
+  }
+}
+
+const ENAME_CODES: Record<string, ErrorCode> = {
+  InvalidParams: ErrorCode.invalidParams,
+  UnknownMethod: ErrorCode.unknownMethod,
+};
+
+/** An exception raised in the Python runtime, as `{ename, evalue, traceback}`. */
+export class PythonError extends NearposError {
+  readonly ename: string;
+  readonly evalue: string;
+  readonly traceback: string[];
+  /** The runtime's own machine-readable code (`error.content.code`), if it sent one. */
+  readonly remoteCode: string | undefined;
+
+  constructor(ename: string, evalue: string, traceback: string[], options: NearposErrorOptions & { remoteCode?: string } = {}) {
+    super(ENAME_CODES[ename] ?? ErrorCode.pythonError, `${ename}: ${evalue}`, {
+      ...options,
+      context: { ename, ...(options.remoteCode ? { remoteCode: options.remoteCode } : {}), ...options.context },
+    });
+    this.ename = ename;
+    this.evalue = evalue;
+    this.traceback = traceback;
+    this.remoteCode = options.remoteCode;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), ename: this.ename, evalue: this.evalue, traceback: this.traceback };
+  }
+}
+
+/** The runtime process exited (crash, kill, or an exit while calls were pending). */
+export class RuntimeExitedError extends NearposError {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderrTail: string[];
+
+  constructor(exitCode: number | null, signal: string | null, stderrTail: string[], options: NearposErrorOptions = {}) {
+    const how = signal ? `killed by ${signal}` : `exited with code ${exitCode}`;
+    const tail = stderrTail.length > 0 ? `\nlast stderr lines:\n${stderrTail.join("\n")}` : "";
+    super(ErrorCode.runtimeExited, `the nearpos runtime ${how}${tail}`, {
+      ...options,
+      context: { exitCode, signal, ...options.context },
+    });
+    this.exitCode = exitCode;
+    this.signal = signal;
+    this.stderrTail = stderrTail;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), exitCode: this.exitCode, signal: this.signal, stderrTail: this.stderrTail };
+  }
+}
+
+/** The call was cancelled (AbortSignal, shutdown). */
+export class CancelledError extends NearposError {
+  constructor(message = "the call was cancelled", options: NearposErrorOptions = {}) {
+    super(ErrorCode.cancelled, message, options);
+  }
+}
+
+/** A deadline passed (call `timeoutMs`, start timeout). */
+export class TimeoutError extends NearposError {
+  constructor(message: string, options: NearposErrorOptions = {}) {
+    super(ErrorCode.timeout, message, options);
+  }
+}
+
+/** A peer broke the wire protocol (docs/protocol.md). */
+export class ProtocolError extends NearposError {
+  constructor(message: string, options: NearposErrorOptions = {}) {
+    super(ErrorCode.protocolError, message, options);
+  }
+}
+
+/** The runtime could not be started or connected. */
+export class StartError extends NearposError {
+  constructor(message: string, options: NearposErrorOptions = {}) {
+    super(ErrorCode.startFailed, message, options);
+  }
+}
+
+/** Bad options or params: names the field and, where known, the allowed values. */
+export class ValidationError extends NearposError {
+  readonly field: string;
+  readonly allowed: readonly unknown[] | undefined;
+
+  constructor(field: string, message: string, options: NearposErrorOptions & { allowed?: readonly unknown[] } = {}) {
+    const allowedText = options.allowed ? ` (allowed: ${options.allowed.map((v) => JSON.stringify(v)).join(", ")})` : "";
+    super(ErrorCode.invalidConfig, `${field}: ${message}${allowedText}`, {
+      ...options,
+      context: { field, ...(options.allowed ? { allowed: options.allowed } : {}), ...options.context },
+    });
+    this.field = field;
+    this.allowed = options.allowed;
+  }
+}
+
+/** A method name the runtime does not register; lists the known ones (from hello). */
+export class UnknownMethodError extends NearposError {
+  readonly method: string;
+  readonly known: readonly string[];
+
+  constructor(method: string, known: readonly string[]) {
+    super(ErrorCode.unknownMethod, `unknown method "${method}"; the runtime has: ${known.join(", ")}`, {
+      context: { method, known },
+      hint: "method names come from rt.hello.methods",
+    });
+    this.method = method;
+    this.known = known;
+  }
+}
+
+/** The runtime handle was closed; no more calls can be made. */
+export class ClosedError extends NearposError {
+  constructor(message = "the runtime was closed", options: NearposErrorOptions = {}) {
+    super(ErrorCode.closed, message, options);
+  }
+}

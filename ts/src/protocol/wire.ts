@@ -1,0 +1,159 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { PROTOCOL_TAG, PROTOCOL_VERSION } from "./version.ts";
+import type { BufferDescriptor } from "./tensors.ts";
+import type { ReplayGuard } from "./replay.ts";
+
+/** Message header (docs/protocol.md, Envelope). */
+export interface Header {
+  msg_id: string;
+  msg_type: string;
+  session: string;
+  date: string;
+  parent_id: string | null;
+  version: string;
+  buffers: BufferDescriptor[];
+  signed_buffers: boolean;
+  [extra: string]: unknown;
+}
+
+/** A message in its logical parts; `content` holds `{"$tensor": i}` placeholders. */
+export interface WireMessage {
+  header: Header;
+  content: Record<string, unknown>;
+  buffers: Uint8Array[];
+}
+
+/** Why a received message was dropped without an answer. */
+export type DropReason = "malformed" | "oversized" | "bad_signature" | "replayed";
+
+/** Counters of dropped messages per reason. */
+export type DropCounts = Record<DropReason, number>;
+
+/** A fresh {@link DropCounts}. */
+export function emptyDropCounts(): DropCounts {
+  return { malformed: 0, oversized: 0, bad_signature: 0, replayed: 0 };
+}
+
+/** A new random message or session id: 32 lowercase hex digits. */
+export function newId(): string {
+  return randomBytes(16).toString("hex");
+}
+
+const TAG = Buffer.from(PROTOCOL_TAG, "ascii");
+const ZERO = new Uint8Array(0);
+
+/**
+ * HMAC-SHA256 of the covered frames, each fed as an 8-byte big-endian length then its bytes.
+ * @returns 64 lowercase hex digits
+ */
+export function sign(key: Uint8Array, frames: readonly Uint8Array[]): string {
+  const h = createHmac("sha256", key);
+  const len = Buffer.alloc(8);
+  for (const f of frames) {
+    len.writeBigUInt64BE(BigInt(f.byteLength));
+    h.update(len);
+    h.update(f);
+  }
+  return h.digest("hex");
+}
+
+function covered(frames: readonly Uint8Array[], signedBuffers: boolean): Uint8Array[] {
+  const head = [frames[0] ?? ZERO, frames[2] ?? ZERO, frames[3] ?? ZERO];
+  return signedBuffers ? [...head, ...frames.slice(4)] : head;
+}
+
+/** Options of {@link makeHeader}. */
+export interface HeaderInit {
+  msgType: string;
+  session: string;
+  parentId?: string | null;
+  buffers?: BufferDescriptor[];
+  signedBuffers: boolean;
+  msgId?: string;
+  date?: Date;
+}
+
+/** Builds a header with a fresh `msg_id` and the current date. */
+export function makeHeader(init: HeaderInit): Header {
+  return {
+    msg_id: init.msgId ?? newId(),
+    msg_type: init.msgType,
+    session: init.session,
+    date: (init.date ?? new Date()).toISOString(),
+    parent_id: init.parentId ?? null,
+    version: PROTOCOL_VERSION,
+    buffers: init.buffers ?? [],
+    signed_buffers: init.signedBuffers,
+  };
+}
+
+/** Serialises and signs a message into its wire frames (tag, signature, header, content, buffers...). */
+export function encodeMessage(msg: WireMessage, key: Uint8Array): Uint8Array[] {
+  const header = Buffer.from(JSON.stringify(msg.header), "utf8");
+  const content = Buffer.from(JSON.stringify(msg.content), "utf8");
+  const frames: Uint8Array[] = [TAG, ZERO, header, content, ...msg.buffers];
+  frames[1] = Buffer.from(sign(key, covered(frames, msg.header.signed_buffers)), "ascii");
+  return frames;
+}
+
+/** What a receiver checks against (docs/protocol.md, Wire framing). */
+export interface VerifyOptions {
+  key: Uint8Array;
+  /** Whether this connection requires buffer frames to be signed (unsigned ones are then refused). */
+  signedBuffers: boolean;
+  /** Largest accepted message, all frames together, in bytes. */
+  maxMessageBytes: number;
+  /** Replay guard; omit to skip the replay check (tests of the codec). */
+  replay?: ReplayGuard;
+}
+
+/** Outcome of {@link decodeMessage}. */
+export type DecodeResult = { ok: true; message: WireMessage } | { ok: false; reason: DropReason };
+
+function parseObject(frame: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString("utf8"));
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isHeader(h: Record<string, unknown>): h is Header {
+  return (
+    typeof h.msg_id === "string" &&
+    typeof h.msg_type === "string" &&
+    typeof h.session === "string" &&
+    typeof h.date === "string" &&
+    (h.parent_id === null || typeof h.parent_id === "string") &&
+    typeof h.version === "string" &&
+    Array.isArray(h.buffers) &&
+    typeof h.signed_buffers === "boolean"
+  );
+}
+
+/**
+ * Authenticates and parses received frames, in the order docs/protocol.md gives: frame
+ * count and tag, size, signature (constant time), JSON and header fields, replay.
+ * Buffer descriptors are checked later, by the tensor codec (an authenticated message with
+ * bad tensors is answered, not dropped).
+ */
+export function decodeMessage(frames: readonly Uint8Array[], opts: VerifyOptions): DecodeResult {
+  if (frames.length < 4 || !TAG.equals(frames[0] as Uint8Array)) return { ok: false, reason: "malformed" };
+  let total = 0;
+  for (const f of frames) total += f.byteLength;
+  if (total > opts.maxMessageBytes) return { ok: false, reason: "oversized" };
+  // The header says whether buffers are covered: parsed here, trusted only once the
+  // signature over it matches.
+  const header = parseObject(frames[2] as Uint8Array);
+  const signedBuffers = header?.signed_buffers === true;
+  const sig = frames[1] as Uint8Array;
+  const want = Buffer.from(sign(opts.key, covered(frames, signedBuffers)), "ascii");
+  if (sig.byteLength !== want.byteLength || !timingSafeEqual(want, sig)) return { ok: false, reason: "bad_signature" };
+  const content = parseObject(frames[3] as Uint8Array);
+  if (!header || !content || !isHeader(header) || !Number.isFinite(Date.parse(header.date))) return { ok: false, reason: "malformed" };
+  // A connection that signs buffers never accepts unsigned ones.
+  if (opts.signedBuffers && !signedBuffers && frames.length > 4) return { ok: false, reason: "malformed" };
+  if (opts.replay && !opts.replay.accept(header.msg_id, header.date)) return { ok: false, reason: "replayed" };
+  return { ok: true, message: { header, content, buffers: frames.slice(4) as Uint8Array[] } };
+}

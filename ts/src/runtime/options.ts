@@ -1,0 +1,75 @@
+import { z } from "zod";
+
+const positiveInt = z.number().int().positive();
+
+/**
+ * Options of {@link Runtime.start}. Parsed with zod; the CLI reuses this schema for its flags.
+ */
+export const RuntimeOptionsSchema = z
+  .object({
+    /**
+     * Python interpreter that runs the runtime. Default: env `NEARPOS_PYTHON`, else
+     * `<repo>/.venv/bin/python` when it exists, else `python3`.
+     */
+    python: z.string().min(1).optional(),
+    /** Endpoint kind: `ipc` (unix sockets in a private 0700 directory) or `tcp` (loopback). Default `ipc`. */
+    address: z.enum(["ipc", "tcp"]).default("ipc"),
+    /**
+     * Whether signatures also cover tensor bytes. Default: the runtime's choice (false on
+     * ipc, true on tcp). Hashing costs about as much as moving the bytes.
+     */
+    signedBuffers: z.boolean().optional(),
+    /** Milliseconds to wait for the runtime to be ready (spawn, `import torch`, hello). Default 60000. */
+    startTimeoutMs: positiveInt.default(60_000),
+    /** Working directory of the runtime process. Default: this process's cwd. */
+    cwd: z.string().min(1).optional(),
+    /** Extra environment variables for the runtime (added to this process's environment). */
+    env: z.record(z.string(), z.string()).optional(),
+    /** Number of worker threads the runtime runs calls on (its `--workers`). Default: the runtime's. */
+    workers: positiveInt.optional(),
+    /**
+     * Largest message, all frames together, in bytes, accepted by either side (the runtime's
+     * `--max-message-bytes`). Default: 4 GiB.
+     */
+    maxMessageBytes: positiveInt.optional(),
+  })
+  .strict();
+
+/** Options of {@link Runtime.start} (all optional; see {@link RuntimeOptionsSchema} for defaults). */
+export type RuntimeOptions = z.input<typeof RuntimeOptionsSchema>;
+
+/** {@link RuntimeOptions} after defaults were applied. */
+export type ResolvedRuntimeOptions = z.infer<typeof RuntimeOptionsSchema>;
+
+/** Options of {@link Runtime.connect}. Give `connectionFile`, or both endpoints. */
+export const ConnectOptionsSchema = z
+  .object({
+    /** Path of a runtime's connection.json. */
+    connectionFile: z.string().min(1).optional(),
+    /** Request channel endpoint, e.g. `ipc:///tmp/x/request` or `tcp://127.0.0.1:5555`. */
+    request: z.string().min(1).optional(),
+    /** Control channel endpoint. */
+    control: z.string().min(1).optional(),
+    /** The session key: 64 hex digits, or 32 raw bytes. */
+    key: z.union([z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits"), z.instanceof(Uint8Array)]),
+    /** Whether buffers are signed. Default: the connection file's value, else true for tcp. */
+    signedBuffers: z.boolean().optional(),
+    /** Allow endpoints other than ipc and loopback tcp. Default false. */
+    allowRemote: z.boolean().default(false),
+    /** Milliseconds to wait for the hello reply. Default 10000. */
+    timeoutMs: positiveInt.default(10_000),
+    /** Largest message accepted from the runtime, in bytes. Default 4 GiB. */
+    maxMessageBytes: positiveInt.optional(),
+  })
+  .strict();
+
+/** Options of {@link Runtime.connect}. */
+export type ConnectOptions = z.input<typeof ConnectOptionsSchema>;
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Aborting sends a cancel request; the call then rejects with CancelledError. */
+  signal?: AbortSignal;
+  /** Milliseconds before the call rejects with TimeoutError (a cancel is sent). Default: none. */
+  timeoutMs?: number;
+}

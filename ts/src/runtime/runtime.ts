@@ -1,0 +1,577 @@
+import { readFileSync } from "node:fs";
+import {
+  CancelledError,
+  ClosedError,
+  NearposError,
+  ProtocolError,
+  PythonError,
+
+  StartError,
+  TimeoutError,
+  ValidationError,
+} from "../errors.ts";
+import type {
+  CancelReply,
+  ErrorContent,
+  HeartbeatReply,
+  HelloReply,
+  PluginInfo,
+  RuntimeEvent,
+  ShutdownReply,
+} from "../protocol/messages.ts";
+import { ReplayGuard } from "../protocol/replay.ts";
+import { checkDescriptors, decodeTensors, encodeTensors } from "../protocol/tensors.ts";
+import { PROTOCOL_MAJOR, PROTOCOL_VERSION } from "../protocol/version.ts";
+import { decodeMessage, emptyDropCounts, encodeMessage, makeHeader, newId, type DropCounts, type WireMessage } from "../protocol/wire.ts";
+import type { Tensor } from "../tensor.ts";
+import type { Channel, Endpoints, Transport, TransportFactory } from "../transport/transport.ts";
+import { ZeroMQTransport } from "../transport/zeromq.ts";
+import { type Call, CallState } from "./call.ts";
+import { LifecycleEmitter, type RuntimeLifecycleEvent } from "./emitter.ts";
+import {
+  type CallOptions,
+  ConnectOptionsSchema,
+  type ConnectOptions,
+  RuntimeOptionsSchema,
+  type RuntimeOptions,
+} from "./options.ts";
+import { RuntimeProcess, parseConnectionInfo, sleep } from "./process.ts";
+import { ParamsValidator, fromZodError } from "./validate.ts";
+
+const CLIENT_NAME = "nearpos-ts 0.1.0";
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 ** 3;
+/** How long close() waits for each step (shutdown reply, exit after stdin EOF, SIGTERM). */
+const CLOSE_STEP_MS = 2000;
+
+/** Params of the `mine` method (docs/protocol.md, Built-in methods). */
+export interface MineParams {
+  /** Sampler name, e.g. `"nearest-positive"` (a plugin or a built-in miner). */
+  sampler: string;
+  /** The sampler's options, checked against its config schema. Default `{}`. */
+  config?: Record<string, unknown>;
+  /** Embeddings, float tensor of shape [n, d]. */
+  embeddings: Tensor;
+  /** Class labels, integer tensor of shape [n]. */
+  labels: Tensor;
+  /** Reference embeddings [m, d] mined against instead of `embeddings`. */
+  ref_embeddings?: Tensor;
+  /** Labels of `ref_embeddings`, [m]. */
+  ref_labels?: Tensor;
+}
+
+/** Result of `mine`: triplet indices (int64 tensors of equal length) and diagnostics. */
+export interface MineResult {
+  indices: { anchors: Tensor<"int64">; positives: Tensor<"int64">; negatives: Tensor<"int64"> };
+  diagnostics: Record<string, unknown>;
+}
+
+/** Params of the `loss` method. */
+export interface LossParams {
+  /** Loss name, e.g. `"triplet_margin"`. */
+  loss: string;
+  /** The loss's options. Default `{}`. */
+  loss_config?: Record<string, unknown>;
+  /** Sampler name. */
+  sampler: string;
+  /** The sampler's options. Default `{}`. */
+  config?: Record<string, unknown>;
+  /** Embeddings [n, d]. */
+  embeddings: Tensor;
+  /** Labels [n]. */
+  labels: Tensor;
+}
+
+/** Result of `loss`. */
+export interface LossResult {
+  /** The loss value. */
+  value: number;
+  diagnostics: Record<string, unknown>;
+}
+
+/** Options of {@link Runtime.call}: those of {@link CallOptions} and an event callback. */
+export interface CallWithEventsOptions extends CallOptions {
+  /** Called with each event of the call, in order. */
+  onEvent?: (event: RuntimeEvent) => void;
+}
+
+interface ControlWaiter {
+  resolve: (content: Record<string, unknown>) => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Parts {
+  transport: Transport;
+  key: Uint8Array;
+  signedBuffers: boolean;
+  maxMessageBytes: number;
+  proc?: RuntimeProcess;
+  emitter: LifecycleEmitter;
+}
+
+function isLocal(endpoint: string): boolean {
+  if (endpoint.startsWith("ipc://")) return true;
+  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):\d+$/.exec(endpoint);
+  return m !== null && ["127.0.0.1", "[::1]", "localhost"].includes(m[1] as string);
+}
+
+/**
+ * A handle on one PyTorch runtime process (docs/protocol.md).
+ *
+ * Concurrency: any number of calls may be in flight at once, from any number of callers;
+ * replies are matched by id. The runtime runs them on its worker threads. `close()` may be
+ * called at any time and more than once; calls made after it (or after the runtime died)
+ * reject at once.
+ *
+ * @example
+ * ```ts
+ * await using rt = await Runtime.start();
+ * const echoed = await rt.call("echo", { x: Tensor.from([1, 2, 3]) });
+ * ```
+ */
+export class Runtime implements AsyncDisposable {
+  /** What the runtime said about itself at start (methods, plugins, devices, versions). */
+  readonly hello!: HelloReply;
+  /** This client's session id. */
+  readonly session = newId();
+  /** Messages this client dropped, per reason (bad signature, replay ...). */
+  readonly dropped: DropCounts = emptyDropCounts();
+
+  private readonly transport: Transport;
+  private readonly key: Uint8Array;
+  private readonly signedBuffers: boolean;
+  private readonly maxMessageBytes: number;
+  private readonly proc: RuntimeProcess | undefined;
+  private readonly emitter: LifecycleEmitter;
+  private readonly replay = new ReplayGuard();
+  private readonly calls = new Map<string, CallState<unknown>>();
+  private readonly aborted = new Set<string>();
+  private readonly control = new Map<string, ControlWaiter>();
+  private validator = new ParamsValidator([]);
+  private dead: NearposError | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(parts: Parts) {
+    this.transport = parts.transport;
+    this.key = parts.key;
+    this.signedBuffers = parts.signedBuffers;
+    this.maxMessageBytes = parts.maxMessageBytes;
+    this.proc = parts.proc;
+    this.emitter = parts.emitter;
+    void this.receiveLoop();
+    if (this.proc) void this.proc.exited.then(() => this.onExit());
+  }
+
+  /**
+   * Spawns a runtime and completes the handshake.
+   *
+   * @param options - see {@link RuntimeOptions}; validated before anything starts
+   * @returns a ready runtime whose {@link hello} holds the hello reply
+   * @throws ValidationError for bad options; RuntimeExitedError when the process exits
+   *   during start (exit code and stderr tail); TimeoutError after `startTimeoutMs`
+   */
+  static async start(options: RuntimeOptions = {}): Promise<Runtime> {
+    const parsed = RuntimeOptionsSchema.safeParse(options);
+    if (!parsed.success) throw fromZodError(parsed.error, "options");
+    const opts = parsed.data;
+    const deadline = Date.now() + opts.startTimeoutMs;
+    const emitter = new LifecycleEmitter();
+    const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
+    let rt: Runtime | undefined;
+    try {
+      const info = await proc.waitForConnection(deadline);
+      const transport = await ZeroMQTransport.connect({ request: info.request, control: info.control });
+      rt = new Runtime({
+        transport,
+        key: proc.key,
+        signedBuffers: info.signed_buffers,
+        maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        proc,
+        emitter,
+      });
+      await rt.handshake(Math.max(1, deadline - Date.now()));
+      return rt;
+    } catch (err) {
+      if (rt) await rt.close();
+      else {
+        proc.kill("SIGKILL");
+        await proc.waitExit(CLOSE_STEP_MS);
+        await proc.removeDir();
+      }
+      if (err instanceof NearposError) throw err;
+      throw new StartError("the runtime failed to start", { cause: err });
+    }
+  }
+
+  /**
+   * Attaches to a runtime started elsewhere (by hand, or by another process).
+   * `close()` then only disconnects; it does not stop that runtime.
+   *
+   * @throws ValidationError for a non-local endpoint without `allowRemote: true`
+   */
+  static async connect(options: ConnectOptions, transportFactory?: TransportFactory): Promise<Runtime> {
+    const parsed = ConnectOptionsSchema.safeParse(options);
+    if (!parsed.success) throw fromZodError(parsed.error, "options");
+    const opts = parsed.data;
+    let endpoints: Endpoints;
+    let signedBuffers = opts.signedBuffers;
+    if (opts.connectionFile) {
+      const info = parseConnectionInfo(readFileSync(opts.connectionFile, "utf8"), opts.connectionFile);
+      endpoints = { request: info.request, control: info.control };
+      signedBuffers ??= info.signed_buffers;
+    } else if (opts.request && opts.control) {
+      endpoints = { request: opts.request, control: opts.control };
+    } else {
+      throw new ValidationError("options", "give connectionFile, or both request and control endpoints");
+    }
+    const remote = !isLocal(endpoints.request) || !isLocal(endpoints.control);
+    if (remote && !opts.allowRemote) {
+      throw new ValidationError("options.allowRemote", `endpoint ${endpoints.request} / ${endpoints.control} is not local; pass allowRemote: true to use it`, {
+        hint: "remote runtimes need --allow-remote on the runtime as well; the key then travels out of band",
+      });
+    }
+    signedBuffers = remote ? true : (signedBuffers ?? endpoints.request.startsWith("tcp://"));
+    const key = typeof opts.key === "string" ? Buffer.from(opts.key, "hex") : opts.key;
+    if (key.byteLength !== 32) throw new ValidationError("options.key", `must be 32 bytes, got ${key.byteLength}`);
+    const transport = await (transportFactory ?? ZeroMQTransport.connect)(endpoints);
+    const rt = new Runtime({
+      transport,
+      key,
+      signedBuffers,
+      maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      emitter: new LifecycleEmitter(),
+    });
+    try {
+      await rt.handshake(opts.timeoutMs);
+    } catch (err) {
+      await rt.close();
+      throw err;
+    }
+    return rt;
+  }
+
+  /** Plugins the runtime loaded (from hello). */
+  get plugins(): PluginInfo[] {
+    return this.hello.plugins;
+  }
+
+  /** Names of the runtime's methods (from hello). */
+  get methods(): string[] {
+    return this.validator.names;
+  }
+
+  /** Process id of the runtime. */
+  get pid(): number {
+    return this.hello.pid;
+  }
+
+  /** Name of the transport in use (`"zeromq"`). */
+  get transportName(): string {
+    return this.transport.name;
+  }
+
+  /** True until close() was called or the runtime exited. */
+  get alive(): boolean {
+    return this.dead === undefined && this.closing === undefined;
+  }
+
+  /** Number of calls in flight. */
+  get pending(): number {
+    return this.calls.size;
+  }
+
+  /**
+   * Calls a method and waits for its result.
+   *
+   * Params may hold {@link Tensor}s anywhere; they travel as raw buffers, and tensors in the
+   * result come back as Tensors. Params are checked against the method's JSON Schema before
+   * anything is sent.
+   *
+   * @throws UnknownMethodError or ValidationError (synchronously checked, nothing sent);
+   *   the promise rejects with PythonError, CancelledError, TimeoutError or RuntimeExitedError
+   */
+  async call<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Promise<T> {
+    return this.stream<T>(method, params, options).result;
+  }
+
+  /**
+   * Starts a call and returns at once with its events and result.
+   * @throws UnknownMethodError or ValidationError before anything is sent
+   */
+  stream<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Call<T> {
+    if (this.dead) throw this.dead;
+    if (this.closing) throw new ClosedError();
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
+      throw new ValidationError("timeoutMs", `must be a positive number of milliseconds, got ${options.timeoutMs}`);
+    }
+    this.validator.checkMethod(method);
+    const encoded = encodeTensors(params);
+    this.validator.check(method, encoded.json);
+    let total = 0;
+    for (const f of encoded.frames) total += f.byteLength;
+    if (total > this.hello.max_message_bytes) {
+      throw new ValidationError("params", `tensors take ${total} bytes, more than the runtime accepts (${this.hello.max_message_bytes})`);
+    }
+    const id = newId();
+    const state = new CallState<T>(id, method, options.onEvent);
+    const call = state as unknown as CallState<unknown>;
+    if (options.signal?.aborted) {
+      state.reject(new CancelledError("the call was aborted before it was sent", { cause: options.signal.reason, context: { method } }));
+      return state;
+    }
+    this.calls.set(id, call);
+    state.onSettle(() => {
+      this.calls.delete(id);
+      this.aborted.delete(id);
+    });
+    const msg: WireMessage = {
+      header: makeHeader({ msgType: "call_request", session: this.session, buffers: encoded.descriptors, signedBuffers: this.signedBuffers, msgId: id }),
+      content: { method, params: encoded.json },
+      buffers: encoded.frames,
+    };
+    this.transport.send("request", encodeMessage(msg, this.key)).catch((err: unknown) => {
+      state.reject(this.dead ?? new NearposError("protocol_error", "sending the call failed", { cause: err }));
+    });
+    if (options.signal) {
+      const signal = options.signal;
+      const onAbort = (): void => {
+        this.aborted.add(id);
+        void this.cancel(call);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      state.onSettle(() => signal.removeEventListener("abort", onAbort));
+    }
+    if (options.timeoutMs !== undefined) {
+      const ms = options.timeoutMs;
+      const timer = setTimeout(() => {
+        state.reject(new TimeoutError(`${method} did not finish within ${ms} ms`, { context: { method, timeoutMs: ms, id } }));
+        void this.sendCancel(id).catch(() => undefined);
+      }, ms);
+      state.onSettle(() => clearTimeout(timer));
+    }
+    return state;
+  }
+
+  /** Liveness and counters of the runtime (control channel: never queued behind calls). */
+  async heartbeat(timeoutMs = 5000): Promise<HeartbeatReply> {
+    return (await this.request("heartbeat_request", {}, timeoutMs)) as unknown as HeartbeatReply;
+  }
+
+  /** Mines triplets with a sampler (the `mine` method). */
+  async mine(params: MineParams, options: CallOptions = {}): Promise<MineResult> {
+    return this.call<MineResult>("mine", { config: {}, ...params }, options);
+  }
+
+  /** Computes a loss with a sampler's triplets (the `loss` method). */
+  async loss(params: LossParams, options: CallOptions = {}): Promise<LossResult> {
+    return this.call<LossResult>("loss", { loss_config: {}, config: {}, ...params }, options);
+  }
+
+  /**
+   * Subscribes to runtime events (`log`, `exit`, `dropped`).
+   * @returns a function that unsubscribes
+   */
+  on<T extends RuntimeLifecycleEvent["type"]>(type: T, listener: (event: Extract<RuntimeLifecycleEvent, { type: T }>) => void): () => void {
+    return this.emitter.on(type, listener);
+  }
+
+  /** Runtime events from now on, ending when the runtime is closed or exits. */
+  events(): AsyncIterable<RuntimeLifecycleEvent> {
+    return this.emitter.iterate();
+  }
+
+  /**
+   * Stops the runtime and releases everything: shutdown request (short timeout), then stdin
+   * EOF, SIGTERM, SIGKILL; closes the sockets; removes the private directory. Calls still in
+   * flight reject (CancelledError from the runtime, else ClosedError). Idempotent.
+   * For a runtime attached with {@link connect}, only disconnects.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  /** `await using rt = await Runtime.start()` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private async handshake(timeoutMs: number): Promise<void> {
+    const hello = (await this.request("hello_request", { client: CLIENT_NAME }, timeoutMs)) as unknown as HelloReply;
+    const major = Number(String(hello.protocol_version).split(".")[0]);
+    if (major !== PROTOCOL_MAJOR) {
+      throw new ProtocolError(`the runtime speaks protocol ${hello.protocol_version}, this client ${PROTOCOL_VERSION}`, {
+        context: { remoteCode: "unsupported_version" },
+      });
+    }
+    (this as { hello: HelloReply }).hello = hello;
+    this.validator = new ParamsValidator(hello.methods ?? []);
+  }
+
+  private async request(msgType: string, content: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
+    if (this.dead) throw this.dead;
+    if (this.transport.closed) throw new ClosedError();
+    const header = makeHeader({ msgType, session: this.session, signedBuffers: this.signedBuffers });
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.control.delete(header.msg_id);
+        reject(new TimeoutError(`no ${msgType.replace("_request", "_reply")} within ${timeoutMs} ms`, { context: { msgType, timeoutMs } }));
+      }, timeoutMs);
+      this.control.set(header.msg_id, { resolve, reject, timer });
+    });
+    this.transport.send("control", encodeMessage({ header, content, buffers: [] }, this.key)).catch((err: unknown) => {
+      const w = this.control.get(header.msg_id);
+      if (w) {
+        this.control.delete(header.msg_id);
+        clearTimeout(w.timer);
+        w.reject(this.dead ?? new ClosedError("sending on the control channel failed", { cause: err }));
+      }
+    });
+    return reply;
+  }
+
+  private async sendCancel(id: string): Promise<boolean> {
+    const reply = (await this.request("cancel_request", { request_id: id }, CLOSE_STEP_MS)) as unknown as CancelReply;
+    return reply.found === true;
+  }
+
+  // The cancel travels on the control channel and may overtake its call_request: while the
+  // runtime does not know the call yet, ask again.
+  private async cancel(state: CallState<unknown>): Promise<void> {
+    for (let attempt = 0; attempt < 100 && !state.settled; attempt++) {
+      try {
+        if (await this.sendCancel(state.id)) return;
+      } catch {
+        return; // dead or closed: the exit path rejects the call
+      }
+      await sleep(Math.min(10 * (attempt + 1), 100));
+    }
+  }
+
+  private async receiveLoop(): Promise<void> {
+    for await (const { channel, frames } of this.transport.incoming()) {
+      const r = decodeMessage(frames, {
+        key: this.key,
+        signedBuffers: this.signedBuffers,
+        maxMessageBytes: this.maxMessageBytes,
+        replay: this.replay,
+      });
+      if (!r.ok) {
+        this.dropped[r.reason]++;
+        this.emitter.emit({ type: "dropped", reason: r.reason, channel });
+        continue;
+      }
+      this.dispatch(channel, r.message);
+    }
+  }
+
+  private dispatch(_channel: Channel, msg: WireMessage): void {
+    const { header, content } = msg;
+    const parent = header.parent_id;
+    if (parent === null) return;
+    const waiter = this.control.get(parent);
+    if (waiter) {
+      this.control.delete(parent);
+      clearTimeout(waiter.timer);
+      if (header.msg_type === "error") waiter.reject(toPythonError(content));
+      else waiter.resolve(content);
+      return;
+    }
+    const call = this.calls.get(parent);
+    if (!call) return; // late reply to a call that timed out: nothing waits for it
+    if (Number(String(header.version).split(".")[0]) !== PROTOCOL_MAJOR) {
+      call.reject(new ProtocolError(`reply speaks protocol ${header.version}`, { context: { remoteCode: "unsupported_version" } }));
+      return;
+    }
+    let decoded: Record<string, unknown>;
+    try {
+      decoded = decodeTensors(content, checkDescriptors(header.buffers, msg.buffers), msg.buffers) as Record<string, unknown>;
+    } catch (err) {
+      call.reject(err);
+      return;
+    }
+    switch (header.msg_type) {
+      case "event":
+        call.event({ type: String(decoded.type), seq: Number(decoded.seq), data: (decoded.data ?? {}) as Record<string, unknown> });
+        break;
+      case "result":
+        call.resolve(decoded.value);
+        break;
+      case "error":
+        call.reject(toPythonError(decoded, { method: call.method }));
+        break;
+      case "cancelled":
+        call.reject(new CancelledError(`${call.method} was cancelled (${String(decoded.reason)})`, { context: { reason: decoded.reason, method: call.method } }));
+        break;
+      default:
+        break; // unknown message types from a newer minor version are ignored
+    }
+  }
+
+  private async onExit(): Promise<void> {
+    const proc = this.proc as RuntimeProcess;
+    // Give stderr a moment to drain so the error carries the runtime's last lines.
+    await Promise.race([proc.closed, sleep(50)]);
+    const info = proc.exitInfo ?? { code: null, signal: null };
+    const expected = this.closing !== undefined;
+    const exitErr = expected ? new ClosedError("the runtime was closed") : proc.exitedError();
+    this.dead ??= exitErr;
+    for (const call of [...this.calls.values()]) {
+      call.reject(this.aborted.has(call.id) ? new CancelledError(`${call.method} was cancelled (the runtime is gone)`, { cause: exitErr }) : exitErr);
+    }
+    for (const [id, w] of this.control) {
+      clearTimeout(w.timer);
+      w.reject(exitErr);
+      this.control.delete(id);
+    }
+    this.transport.close();
+    this.emitter.emit({ type: "exit", code: info.code, signal: info.signal, expected });
+    if (!expected) {
+      this.emitter.end();
+      await proc.removeDir();
+    }
+  }
+
+  private async doClose(): Promise<void> {
+    const proc = this.proc;
+    if (proc?.alive) {
+      try {
+        await this.request("shutdown_request", {}, CLOSE_STEP_MS) as unknown as ShutdownReply;
+      } catch {
+        // Not answering is what SIGTERM is for.
+      }
+      if (!(await proc.waitExit(CLOSE_STEP_MS))) {
+        proc.child.stdin?.end();
+        if (!(await proc.waitExit(CLOSE_STEP_MS))) {
+          proc.kill("SIGTERM");
+          if (!(await proc.waitExit(CLOSE_STEP_MS))) {
+            proc.kill("SIGKILL");
+            await proc.waitExit(CLOSE_STEP_MS);
+          }
+        }
+      }
+    }
+    const closed = new ClosedError();
+    for (const call of [...this.calls.values()]) call.reject(closed);
+    for (const [id, w] of this.control) {
+      clearTimeout(w.timer);
+      w.reject(closed);
+      this.control.delete(id);
+    }
+    this.transport.close();
+    this.dead ??= closed;
+    if (proc) await proc.removeDir();
+    this.emitter.end();
+  }
+}
+
+function toPythonError(content: Record<string, unknown>, context: Record<string, unknown> = {}): PythonError {
+  const c = content as Partial<ErrorContent>;
+  return new PythonError(String(c.ename ?? "Error"), String(c.evalue ?? ""), Array.isArray(c.traceback) ? c.traceback.map(String) : [], {
+    ...(typeof c.code === "string" ? { remoteCode: c.code } : {}),
+    context,
+  });
+}
+

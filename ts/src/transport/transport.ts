@@ -1,0 +1,39 @@
+/** The two logical channels of the protocol. */
+export type Channel = "request" | "control";
+
+/** One multipart message received on a channel. */
+export interface IncomingFrames {
+  channel: Channel;
+  frames: Uint8Array[];
+}
+
+/** Endpoints a transport connects to (from the connection file). */
+export interface Endpoints {
+  request: string;
+  control: string;
+}
+
+/**
+ * Moves opaque multipart messages between the client and the runtime. It knows nothing of
+ * signing, ids or correlation: all protocol logic sits above it, so another transport can
+ * replace ZeroMQ without touching the runtime client.
+ *
+ * Concurrency: `send` may be called any number of times without awaiting; messages on one
+ * channel leave in call order. Frames passed to `send` must not be modified until its
+ * promise resolves.
+ */
+export interface Transport {
+  /** Short name, e.g. `"zeromq"` (shown in benchmarks and errors). */
+  readonly name: string;
+  /** Queues a message on a channel; resolves once handed to the transport. */
+  send(channel: Channel, frames: Uint8Array[]): Promise<void>;
+  /** Every incoming message, both channels, until {@link close}; one consumer only. */
+  incoming(): AsyncIterable<IncomingFrames>;
+  /** Closes at once, dropping unsent messages; ends {@link incoming}. Idempotent. */
+  close(): void;
+  /** True once closed. */
+  readonly closed: boolean;
+}
+
+/** Builds and connects a transport. */
+export type TransportFactory = (endpoints: Endpoints) => Promise<Transport>;
