@@ -1,0 +1,178 @@
+"""Command line: ``serve`` (the runtime) and ``schema`` (print schemas as JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .lifecycle import (
+    exit_on_stdin_eof,
+    set_parent_death_signal,
+    setup_logging,
+    stdout_to_stderr,
+)
+
+log = logging.getLogger("nearpos_runtime")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nearpos_runtime")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the protocol (docs/protocol.md)")
+    serve.add_argument(
+        "--connection-file",
+        required=True,
+        type=Path,
+        help="where to write the endpoints; its directory must be mode 0700",
+    )
+    keys = serve.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--key-stdin",
+        action="store_true",
+        help="read the key (64 hex digits) from the first line of stdin; exit when stdin closes",
+    )
+    keys.add_argument("--key-file", help="read the key from a file readable by its owner only")
+    serve.add_argument(
+        "--address",
+        default="ipc",
+        help="ipc (default), tcp (127.0.0.1, ephemeral ports) or tcp://HOST",
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback tcp address (forces signed buffers)",
+    )
+    serve.add_argument(
+        "--signed-buffers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sign tensor frames too (default: off on ipc, on on tcp)",
+    )
+    serve.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=4 * 1024**3,
+        help="drop incoming messages larger than this (default 4 GiB)",
+    )
+    serve.add_argument("--workers", type=int, default=2, help="worker threads for calls (2)")
+    serve.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+    sub.add_parser("schema", help="print method params and plugin config schemas as JSON")
+    return parser
+
+
+def _read_key(args: argparse.Namespace) -> bytes:
+    from .keys import KEY_ENV, KeyError_, read_key_env, read_key_file, read_key_stdin
+
+    if args.key_stdin:
+        return read_key_stdin()
+    if args.key_file:
+        return read_key_file(args.key_file)
+    key = read_key_env()
+    if key is None:
+        raise KeyError_(f"no key: pass --key-stdin or --key-file, or set {KEY_ENV}")
+    return key
+
+
+def serve(args: argparse.Namespace) -> int:
+    ppid = os.getppid()
+    try:
+        key = _read_key(args)
+    except (ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    if args.key_stdin:
+        exit_on_stdin_eof()
+        set_parent_death_signal(ppid)
+
+    import zmq  # heavy imports after the key: the client is waiting on nothing until then
+
+    from .endpoints import (
+        EndpointError,
+        bind,
+        check_private_dir,
+        ipc_path,
+        plan_address,
+        write_connection_file,
+    )
+    from .server import Server, remove_paths
+
+    if args.workers < 1 or args.max_message_bytes < 1:
+        log.error("--workers and --max-message-bytes must be positive")
+        return 2
+    conn_file: Path = args.connection_file.absolute()
+    try:
+        plan = plan_address(args.address, args.allow_remote)
+        check_private_dir(conn_file.parent)
+    except (EndpointError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    signed = plan.kind == "tcp" if args.signed_buffers is None else args.signed_buffers
+    if plan.remote and not signed:
+        log.warning("remote address: signed buffers forced on")
+        signed = True
+
+    from . import methods  # noqa: F401  (registers the built-in methods)
+
+    server = Server(
+        key, signed_buffers=signed, max_message_bytes=args.max_message_bytes, workers=args.workers
+    )
+    try:
+        request = bind(server.request, plan, conn_file.parent, "request")
+        control = bind(server.control, plan, conn_file.parent, "control")
+    except (EndpointError, zmq.ZMQError) as exc:
+        log.error("cannot bind: %s", exc)
+        return 2
+    cleanup = [p for p in (ipc_path(request), ipc_path(control)) if p is not None]
+    server.start()
+    write_connection_file(conn_file, request, control, signed)
+    cleanup.append(conn_file)
+    log.info(
+        "serving on %s and %s (pid %d, signed_buffers=%s, workers=%d)",
+        request,
+        control,
+        os.getpid(),
+        signed,
+        args.workers,
+    )
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server.request_shutdown())
+    while not server.stopped.wait(0.5):
+        pass
+    server.close()
+    remove_paths(cleanup)
+    log.info("stopped")
+    logging.shutdown()
+    # Worker threads stuck in a method must not keep the process alive.
+    os._exit(0)
+
+
+def schema() -> int:
+    real_stdout = os.dup(1)
+    stdout_to_stderr()  # plugins that print on import must not corrupt the JSON
+    from . import methods  # noqa: F401
+    from .info import schemas
+
+    data = json.dumps(schemas(), indent=2, sort_keys=False) + "\n"
+    with os.fdopen(real_stdout, "w", encoding="utf-8") as out:
+        out.write(data)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO))
+    if args.command == "serve":
+        stdout_to_stderr()
+        return serve(args)
+    return schema()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Calls in flight: ordered events, exactly one terminal message, cancellation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .context import CallContext
+from .errors import Cancelled, NearposError
+from .objects import ObjectStore
+from .protocol.messages import Codec
+from .protocol.wire import Buffer
+from .registry import MethodSpec
+
+log = logging.getLogger("nearpos_runtime.calls")
+Outgoing = tuple[bytes, list[Buffer]]  # (routing identity, frames)
+
+
+class Outbox:
+    """Messages for the request socket from any thread; a pipe wakes the IO thread's poll."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def put(self, ident: bytes, frames: list[Buffer]) -> None:
+        self._queue.put((ident, frames))
+        try:
+            os.write(self._write, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full, so a wake-up is already pending
+
+    def drain(self) -> list[Outgoing]:
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+class Call:
+    """One call_request from arrival to its terminal message."""
+
+    def __init__(
+        self,
+        request_id: str,
+        ident: bytes,
+        method: str,
+        codec: Codec,
+        outbox: Outbox,
+        on_finish: Callable[[Call], None],
+    ) -> None:
+        self.request_id = request_id
+        self.ident = ident
+        self.method = method
+        self.cancel_event = threading.Event()
+        self.cancel_reason = "cancel_request"
+        self._codec = codec
+        self._outbox = outbox
+        self._on_finish = on_finish
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.started = False
+        self.finished = False
+
+    def start(self) -> bool:
+        """Mark as running; False if it already ended (cancelled before it started)."""
+        with self._lock:
+            if self.finished:
+                return False
+            self.started = True
+            return True
+
+    def emit(self, type: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            content = {"seq": self._seq, "type": type, "data": data}
+            frames = self._codec.build("event", content, self.request_id)  # may raise TypeError
+            self._seq += 1
+            self._outbox.put(self.ident, frames)
+
+    def finish(self, msg_type: str, content: dict[str, Any]) -> bool:
+        """Send the terminal message; False (and nothing sent) if one was sent already."""
+        with self._lock:
+            if self.finished:
+                return False
+            try:
+                frames = self._codec.build(msg_type, content, self.request_id)
+            except (TypeError, ValueError) as exc:
+                frames = self._codec.error(
+                    self.request_id, type(exc).__name__, f"cannot send the {msg_type}: {exc}"
+                )
+            self.finished = True
+            self._outbox.put(self.ident, frames)
+        self._on_finish(self)
+        return True
+
+    def fail(self, ename: str, evalue: str, tb: list[str], code: str | None = None) -> bool:
+        content: dict[str, Any] = {"ename": ename, "evalue": evalue, "traceback": tb}
+        if code is not None:
+            content["code"] = code
+        return self.finish("error", content)
+
+    def cancel(self, reason: str) -> None:
+        """Ask the call to stop; one that has not started ends at once."""
+        with self._lock:
+            self.cancel_reason = reason
+            self.cancel_event.set()
+            started = self.started
+        if not started:
+            self.finish("cancelled", {"reason": reason})
+
+
+class CallTable:
+    def __init__(self) -> None:
+        self._calls: dict[str, Call] = {}
+        self._lock = threading.Lock()
+        self._empty = threading.Condition(self._lock)
+
+    def add(self, call: Call) -> None:
+        with self._lock:
+            self._calls[call.request_id] = call
+
+    def remove(self, call: Call) -> None:
+        with self._lock:
+            self._calls.pop(call.request_id, None)
+            if not self._calls:
+                self._empty.notify_all()
+
+    def get(self, request_id: str) -> Call | None:
+        with self._lock:
+            return self._calls.get(request_id)
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._calls)
+
+    def all(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls.values())
+
+    def wait_empty(self, timeout: float) -> bool:
+        with self._lock:
+            return self._empty.wait_for(lambda: not self._calls, timeout)
+
+
+def _traceback_lines(exc: BaseException) -> list[str]:
+    return "".join(traceback.format_exception(exc)).rstrip("\n").split("\n")
+
+
+def run_call(call: Call, spec: MethodSpec, raw_params: Any, objects: ObjectStore) -> None:
+    """Worker body: validate, run, send exactly one terminal message."""
+    if not call.start():
+        return
+    ctx = CallContext(call.request_id, objects, call.emit, call.cancel_event, spec.name)
+    try:
+        params = spec.validate(raw_params)
+        ctx.check_cancelled()
+        value = spec.func(ctx, params)
+        call.finish("result", {"value": value})
+    except Cancelled:
+        call.finish("cancelled", {"reason": call.cancel_reason})
+    except NearposError as exc:
+        call.fail(type(exc).__name__, str(exc), [], exc.code)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes an error message
+        code = getattr(exc, "code", None)
+        log.info("%s %s raised %s: %s", spec.name, call.request_id[:8], type(exc).__name__, exc)
+        call.fail(
+            type(exc).__name__,
+            str(exc),
+            _traceback_lines(exc),
+            code if isinstance(code, str) else None,
+        )

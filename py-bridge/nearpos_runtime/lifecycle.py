@@ -1,0 +1,63 @@
+"""Process hygiene: logs on stderr only, and exit as soon as the parent goes away."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import BinaryIO
+
+log = logging.getLogger("nearpos_runtime")
+PR_SET_PDEATHSIG = 1
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level,
+        format="%(asctime)s nearpos-runtime %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def stdout_to_stderr() -> None:
+    """Send Python and C-level stdout to stderr: a stray print never lands elsewhere."""
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), 1)
+    sys.stdout = sys.stderr
+
+
+def exit_on_stdin_eof(stream: BinaryIO | None = None) -> threading.Thread:
+    """Daemon thread reading stdin to end-of-file, then ending the process at once."""
+    source = stream if stream is not None else sys.stdin.buffer
+
+    def watch() -> None:
+        try:
+            while source.read(65536):
+                pass
+        except (OSError, ValueError):
+            pass
+        log.warning("stdin closed: parent gone, exiting")
+        logging.shutdown()
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="nearpos-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def set_parent_death_signal(original_ppid: int) -> bool:
+    """Linux: SIGKILL this process when its parent dies. False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != original_ppid:  # the parent died before prctl took effect
+        os._exit(1)
+    return True

@@ -1,0 +1,145 @@
+"""Plugin discovery through the ``nearpos.plugins`` entry-point group (docs/plugins.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pydantic
+
+from .errors import InvalidParams
+
+GROUP = "nearpos.plugins"
+REQUIRED_ATTRS = ("name", "version", "description", "config_class", "miner", "wrap")
+log = logging.getLogger("nearpos_runtime.plugins")
+
+
+@dataclass
+class LoadedPlugin:
+    name: str
+    obj: Any
+    module: str
+    adapter: pydantic.TypeAdapter[Any]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": str(self.obj.version),
+            "description": str(self.obj.description),
+            "module": self.module,
+            "config_schema": self.adapter.json_schema(),
+        }
+
+    def validate_config(self, config: Any, where: str = "params.config") -> dict[str, Any]:
+        """The full config (defaults filled in) as a dict; InvalidParams naming bad fields."""
+        if not isinstance(config, dict):
+            raise InvalidParams(f"{where} must be an object, got {type(config).__name__}")
+        cls = self.obj.config_class
+        if dataclasses.is_dataclass(cls):
+            allowed = [f.name for f in dataclasses.fields(cls)]
+            unknown = sorted(set(config) - set(allowed))
+            if unknown:
+                raise InvalidParams(
+                    f"{where}: unknown option(s) {', '.join(unknown)} for sampler {self.name!r}; "
+                    f"allowed: {', '.join(allowed)}"
+                )
+        try:
+            value = self.adapter.validate_python(config)
+        except pydantic.ValidationError as exc:
+            details = "; ".join(
+                f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise InvalidParams(details) from None
+        dumped = self.adapter.dump_python(value)
+        return dumped if isinstance(dumped, dict) else dict(config)
+
+    def create_loss_fn(self) -> Callable[..., Any]:
+        """The plugin's loss factory: its ``create_loss`` attribute, else ``<package>.losses``."""
+        hook = getattr(self.obj, "create_loss", None)
+        if callable(hook):
+            return hook
+        package = self.module.split(".")[0]
+        try:
+            losses = importlib.import_module(f"{package}.losses")
+        except ImportError as exc:
+            raise InvalidParams(
+                f"sampler {self.name!r} offers no losses ({package}.losses: {exc})"
+            ) from None
+        factory = getattr(losses, "create_loss", None)
+        if not callable(factory):
+            raise InvalidParams(f"{package}.losses has no create_loss()")
+        return factory
+
+    def list_losses(self) -> list[str] | None:
+        hook = getattr(self.obj, "list_losses", None)
+        if not callable(hook):
+            try:
+                hook = importlib.import_module(f"{self.module.split('.')[0]}.losses").list_losses
+            except (ImportError, AttributeError):
+                return None
+        return [str(n) for n in hook()]
+
+
+@dataclass
+class PluginIndex:
+    plugins: dict[str, LoadedPlugin] = field(default_factory=dict)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def get(self, name: str, where: str = "params.sampler") -> LoadedPlugin:
+        plugin = self.plugins.get(name)
+        if plugin is None:
+            known = ", ".join(sorted(self.plugins)) or "none installed"
+            broken = [e["name"] for e in self.errors]
+            extra = f" (failed to load: {', '.join(broken)})" if broken else ""
+            raise InvalidParams(f"{where}: unknown sampler {name!r}; known: {known}{extra}")
+        return plugin
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [self.plugins[n].describe() for n in sorted(self.plugins)]
+
+
+def _load(ep: metadata.EntryPoint) -> LoadedPlugin:
+    obj = ep.load()
+    missing = [a for a in REQUIRED_ATTRS if not hasattr(obj, a)]
+    if missing:
+        raise TypeError(f"plugin object lacks {', '.join(missing)} (see docs/plugins.md)")
+    if obj.name != ep.name:
+        raise ValueError(f"plugin name {obj.name!r} differs from its entry-point name")
+    adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(obj.config_class)
+    adapter.json_schema()  # fail here, not in hello, if the config cannot be described
+    return LoadedPlugin(ep.name, obj, ep.module, adapter)
+
+
+def discover() -> PluginIndex:
+    """Load every entry point of the group; failures go to ``errors``, never raise."""
+    index = PluginIndex()
+    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+        if ep.name in index.plugins or any(e["name"] == ep.name for e in index.errors):
+            index.errors.append({"name": ep.name, "error": f"duplicate plugin name ({ep.value})"})
+            continue
+        try:
+            index.plugins[ep.name] = _load(ep)
+        except Exception as exc:  # a broken plugin must not stop the runtime
+            index.errors.append({"name": ep.name, "error": f"{type(exc).__name__}: {exc}"})
+            log.warning("plugin %s failed to load: %s: %s", ep.name, type(exc).__name__, exc)
+    return index
+
+
+_index: PluginIndex | None = None
+_index_lock = threading.Lock()
+
+
+def plugin_index() -> PluginIndex:
+    """The runtime's plugin index, discovered once."""
+    global _index
+    with _index_lock:
+        if _index is None:
+            _index = discover()
+        return _index

@@ -1,0 +1,215 @@
+"""Tensors <-> buffer frames, and ``{"$tensor": i}`` placeholders inside JSON values.
+
+Frames are raw little-endian C-contiguous bytes. float16/bfloat16 travel as their 16-bit
+patterns, bool as one byte per element. Received tensors share the frame's memory
+(``torch.frombuffer``) where the frame is aligned for the dtype; a method that writes into
+such a tensor writes into the received message, which nothing else reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import torch
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic_core import core_schema
+
+from .errors import ProtocolError
+
+if sys.byteorder != "little":  # pragma: no cover - every supported platform is little-endian
+    raise ImportError("nearpos_runtime needs a little-endian host (frames are little-endian)")
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
+TENSOR_KEY = "$tensor"
+
+# Frames from ZeroMQ are read-only; torch warns on every frombuffer of one. Writes are
+# harmless (the frame belongs to this message alone), so the warning is noise here.
+warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
+
+
+def descriptor(tensor: torch.Tensor) -> dict[str, Any]:
+    return {
+        "dtype": dtype_name(tensor.dtype),
+        "shape": list(tensor.shape),
+        "nbytes": tensor.numel() * tensor.element_size(),
+    }
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    try:
+        return DTYPE_NAMES[dtype]
+    except KeyError:
+        raise TypeError(
+            f"tensor dtype {dtype} cannot be sent; supported: {', '.join(DTYPES)}"
+        ) from None
+
+
+def tensor_to_frame(tensor: torch.Tensor) -> memoryview:
+    """The tensor's bytes, C-contiguous, on the CPU; shares memory when already so."""
+    dtype_name(tensor.dtype)
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    if flat.numel() == 0:
+        return memoryview(b"")
+    # numpy has no bfloat16: move every dtype as raw bytes.
+    return memoryview(flat.view(torch.uint8).numpy()).cast("B")
+
+
+def frame_to_tensor(frame: memoryview, desc: Any, index: int) -> torch.Tensor:
+    """Rebuild buffer ``index`` from its descriptor; ProtocolError(bad_tensor) on mismatch."""
+    where = f"header.buffers[{index}]"
+    if not isinstance(desc, dict):
+        raise ProtocolError("bad_tensor", f"{where} is not an object")
+    name, shape, nbytes = desc.get("dtype"), desc.get("shape"), desc.get("nbytes")
+    if name not in DTYPES:
+        raise ProtocolError(
+            "bad_tensor", f"{where}.dtype {name!r} is unknown; known: {', '.join(DTYPES)}"
+        )
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise ProtocolError("bad_tensor", f"{where}.shape must be a list of integers >= 0")
+    dtype = DTYPES[name]
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    expected = math.prod(shape) * itemsize
+    if nbytes != expected or isinstance(nbytes, bool):
+        raise ProtocolError(
+            "bad_tensor", f"{where}.nbytes is {nbytes!r}; shape {shape} of {name} needs {expected}"
+        )
+    if frame.nbytes != expected:
+        raise ProtocolError(
+            "bad_tensor", f"buffer frame {index} has {frame.nbytes} bytes, header says {expected}"
+        )
+    if expected == 0:  # torch.frombuffer raises on empty buffers
+        return torch.empty(shape, dtype=dtype)
+    tensor = torch.frombuffer(frame, dtype=dtype)
+    if tensor.data_ptr() % itemsize:  # small frames live unaligned inside the ZeroMQ message
+        tensor = tensor.clone()
+    if dtype == torch.bool and bool((tensor.view(torch.uint8) > 1).any()):
+        raise ProtocolError("bad_tensor", f"buffer frame {index} (bool) holds bytes other than 0/1")
+    return tensor.reshape(shape)
+
+
+class Encoder:
+    """Walks a JSON-able value, replacing tensors by placeholders and collecting frames."""
+
+    def __init__(self) -> None:
+        self.descriptors: list[dict[str, Any]] = []
+        self.frames: list[memoryview] = []
+
+    def add(self, tensor: torch.Tensor) -> dict[str, int]:
+        self.descriptors.append(descriptor(tensor))
+        self.frames.append(tensor_to_frame(tensor))
+        return {TENSOR_KEY: len(self.frames) - 1}
+
+    def encode(self, value: Any, path: str = "$") -> Any:
+        if isinstance(value, torch.Tensor):
+            return self.add(value)
+        if value is None or isinstance(value, (bool, int, str)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None  # JSON has no NaN/Infinity
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise TypeError(f"{path}: object keys must be strings, got {type(k).__name__}")
+                out[k] = self.encode(v, f"{path}.{k}")
+            if set(out) == {TENSOR_KEY}:
+                raise TypeError(f"{path}: an object whose only key is '$tensor' is reserved")
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if hasattr(value, "model_dump"):  # pydantic models
+            return self.encode(value.model_dump(), path)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return self.encode(dataclasses.asdict(value), path)
+        if type(value).__module__ == "numpy":
+            if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+                return self.add(torch.from_numpy(value))
+            return self.encode(value.item(), path)
+        raise TypeError(f"{path}: {type(value).__name__} cannot be sent as JSON or a tensor")
+
+
+def encode_value(value: Any) -> tuple[Any, list[dict[str, Any]], list[memoryview]]:
+    """(JSON value with placeholders, buffer descriptors, buffer frames)."""
+    encoder = Encoder()
+    encoded = encoder.encode(value)
+    return encoded, encoder.descriptors, encoder.frames
+
+
+def decode_value(value: Any, tensors: Sequence[torch.Tensor]) -> Any:
+    """Replace every ``{"$tensor": i}`` in ``value`` by ``tensors[i]``."""
+    if isinstance(value, dict):
+        if set(value) == {TENSOR_KEY}:
+            index = value[TENSOR_KEY]
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise ProtocolError("bad_tensor", f"$tensor index {index!r} is not an integer")
+            if not 0 <= index < len(tensors):
+                raise ProtocolError(
+                    "bad_tensor", f"$tensor index {index} out of range ({len(tensors)} buffers)"
+                )
+            return tensors[index]
+        return {k: decode_value(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_value(v, tensors) for v in value]
+    return value
+
+
+def decode_buffers(header: dict[str, Any], frames: Sequence[memoryview]) -> list[torch.Tensor]:
+    descs = header["buffers"]
+    if len(descs) != len(frames):
+        raise ProtocolError(
+            "bad_tensor", f"header.buffers lists {len(descs)} tensors but {len(frames)} frames came"
+        )
+    return [frame_to_tensor(f, d, i) for i, (f, d) in enumerate(zip(frames, descs, strict=True))]
+
+
+TENSOR_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {TENSOR_KEY: {"type": "integer"}},
+    "required": [TENSOR_KEY],
+}
+
+
+class _TensorAnnotation:
+    """Pydantic hooks: accept a torch.Tensor as is; JSON Schema is the placeholder's."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def check(value: Any) -> torch.Tensor:
+            if not isinstance(value, torch.Tensor):
+                raise ValueError('expected a tensor ({"$tensor": i})')
+            return value
+
+        return core_schema.no_info_plain_validator_function(
+            check, serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return dict(TENSOR_JSON_SCHEMA)
+
+
+TensorField = Annotated[torch.Tensor, _TensorAnnotation]
+"""Type of a tensor field in a method's params model."""

@@ -1,0 +1,178 @@
+"""Multipart framing and HMAC-SHA256 signatures (docs/protocol.md, "Wire framing").
+
+Frames: 0 tag, 1 signature (64 lowercase hex), 2 header JSON, 3 content JSON, 4... buffers.
+The signature covers, for each covered frame, its length as 8-byte big-endian then its
+bytes: frames 0, 2, 3 always, then every buffer frame when ``header.signed_buffers``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import Dropped
+from .version import PROTOCOL_VERSION, TAG
+
+# Anything exposing the buffer protocol: bytes, bytearray, memoryview, numpy arrays.
+Buffer = bytes | bytearray | memoryview
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024**3
+HEADER_FIELDS: dict[str, tuple[type, ...]] = {
+    "msg_id": (str,),
+    "msg_type": (str,),
+    "session": (str,),
+    "date": (str,),
+    "parent_id": (str, type(None)),
+    "version": (str,),
+    "buffers": (list,),
+    "signed_buffers": (bool,),
+}
+
+
+def _nbytes(frame: Buffer) -> int:
+    return memoryview(frame).nbytes
+
+
+def signature(key: bytes, frames: Iterable[Buffer]) -> bytes:
+    """HMAC-SHA256 over the length-prefixed ``frames``, as 64 lowercase hex ASCII bytes."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for frame in frames:
+        mac.update(_nbytes(frame).to_bytes(8, "big"))
+        mac.update(frame)
+    return mac.hexdigest().encode("ascii")
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON; NaN and infinities are refused (JSON has no spelling for them)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def new_msg_id() -> str:
+    return secrets.token_hex(16)
+
+
+def utc_now_iso() -> str:
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def parse_date(text: str) -> datetime:
+    """Parse an ISO 8601 date with a time zone (``Z`` accepted); ValueError otherwise."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    if value.tzinfo is None:
+        raise ValueError(f"date {text!r} has no time zone")
+    return value
+
+
+def make_header(
+    msg_type: str,
+    session: str,
+    *,
+    parent_id: str | None,
+    buffers: Sequence[dict[str, Any]] = (),
+    signed_buffers: bool = False,
+    msg_id: str | None = None,
+    date: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "msg_id": msg_id or new_msg_id(),
+        "msg_type": msg_type,
+        "session": session,
+        "date": date or utc_now_iso(),
+        "parent_id": parent_id,
+        "version": PROTOCOL_VERSION,
+        "buffers": list(buffers),
+        "signed_buffers": signed_buffers,
+    }
+
+
+def encode(
+    key: bytes, header: dict[str, Any], content: Any, buffers: Sequence[Buffer] = ()
+) -> list[Buffer]:
+    """Frames 0.. of one message (without a routing identity), signed with ``key``."""
+    if len(buffers) != len(header.get("buffers", ())):
+        raise ValueError(
+            f"{len(buffers)} buffer frames but header.buffers has {len(header['buffers'])}"
+        )
+    header_bytes = dumps(header)
+    content_bytes = dumps(content)
+    covered: list[Buffer] = [TAG, header_bytes, content_bytes]
+    if header.get("signed_buffers"):
+        covered.extend(buffers)
+    return [TAG, signature(key, covered), header_bytes, content_bytes, *buffers]
+
+
+@dataclass
+class Incoming:
+    """An authenticated message: parsed header and content, raw buffer frames."""
+
+    header: dict[str, Any]
+    content: dict[str, Any]
+    buffers: list[memoryview] = field(default_factory=list)
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.header["msg_id"])
+
+    @property
+    def msg_type(self) -> str:
+        return str(self.header["msg_type"])
+
+
+def _parse_object(data: memoryview) -> dict[str, Any] | None:
+    try:
+        value = json.loads(bytes(data))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _header_problem(header: dict[str, Any]) -> str | None:
+    for name, types in HEADER_FIELDS.items():
+        if name not in header:
+            return f"header lacks {name!r}"
+        value = header[name]
+        if not isinstance(value, types) or (types == (str,) and isinstance(value, bool)):
+            return f"header.{name} has the wrong type"
+    try:
+        parse_date(header["date"])
+    except ValueError:
+        return f"header.date {header['date']!r} is not an ISO 8601 date with a time zone"
+    return None
+
+
+def verify(key: bytes, frames: Sequence[Buffer], max_message_bytes: int) -> Incoming:
+    """Checks 1-4 of docs/protocol.md in order; raises ``Dropped`` on the first failure.
+
+    ``frames`` excludes the routing identity. Replay (check 5) is ``replay.ReplayGuard``'s.
+    """
+    views = [memoryview(f) for f in frames]
+    if len(views) < 4 or views[0] != TAG:
+        raise Dropped("malformed", "fewer than 4 frames or wrong protocol tag")
+    total = sum(v.nbytes for v in views)
+    if total > max_message_bytes:
+        raise Dropped("oversized", f"{total} bytes > {max_message_bytes}")
+    # The header says whether buffers are covered; it is parsed here, but trusted (and
+    # failures reported) only once the signature over it has matched.
+    header = _parse_object(views[2])
+    covered = [views[0], views[2], views[3]]
+    if header is not None and header.get("signed_buffers") is True:
+        covered.extend(views[4:])
+    expected = signature(key, covered)
+    if not hmac.compare_digest(expected, bytes(views[1])):
+        raise Dropped("bad_signature")
+    if header is None:
+        raise Dropped("malformed", "header is not a JSON object")
+    problem = _header_problem(header)
+    if problem:
+        raise Dropped("malformed", problem)
+    content = _parse_object(views[3])
+    if content is None:
+        raise Dropped("malformed", "content is not a JSON object")
+    return Incoming(header, content, views[4:])
