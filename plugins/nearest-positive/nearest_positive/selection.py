@@ -1,0 +1,197 @@
+"""`select`: one positive per anchor, computed tile by tile without gradient."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ._ids import SelfMatches
+from ._validation import check_choice, check_inputs, check_tile_size
+from .distances import DISTANCES, Space
+from .tiling import tile_rows, tiles
+
+POSITIVE_STRATEGIES: tuple[str, ...] = ("nearest", "hardest", "random")
+ON_MISSING: tuple[str, ...] = ("drop", "error")
+
+
+class Selection(NamedTuple):
+    """Result of :func:`select`.
+
+    anchors: int64 indices into ``embeddings`` of the anchors that got a positive.
+    positives: int64 indices into the reference set (``ref_embeddings``, or
+        ``embeddings`` when no reference is given), aligned with ``anchors``.
+    distances: distance of each (anchor, positive) pair, in the chosen ``distance``,
+        float32 (float64 for float64 input), no gradient.
+    missing: number of anchors without any candidate (dropped).
+    missing_anchors: int64 indices of those anchors.
+    """
+
+    anchors: torch.Tensor
+    positives: torch.Tensor
+    distances: torch.Tensor
+    missing: int
+    missing_anchors: torch.Tensor
+
+
+class Prepared(NamedTuple):
+    space: Space
+    labels: torch.Tensor
+    ref_labels: torch.Tensor
+    self_matches: SelfMatches
+    rows_per_tile: int
+
+
+def prepare(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    ref_embeddings: torch.Tensor | None,
+    ref_labels: torch.Tensor | None,
+    ids: torch.Tensor | None,
+    ref_ids: torch.Tensor | None,
+    distance: str,
+    normalize: bool,
+    tile_size: int | None,
+) -> Prepared:
+    """Validate inputs and build the shared workspace for selection and negatives."""
+    emb, lab, ref, rlab, i, ri = check_inputs(
+        embeddings, labels, ref_embeddings, ref_labels, ids, ref_ids
+    )
+    check_choice(distance, "distance", DISTANCES)
+    tile_size = check_tile_size(tile_size)
+    device = emb.device
+    lab = lab.to(device)
+    space = Space.build(emb, ref, distance, bool(normalize))
+    if ref is None:
+        rlab = lab
+        own = torch.arange(emb.shape[0], device=device) if i is None else i.to(device)
+        matches = SelfMatches.from_ids(own, own)
+    elif i is None:
+        # A separate reference set with no ids shares no identity with the batch.
+        matches = SelfMatches.none(emb.shape[0], device)
+    else:
+        matches = SelfMatches.from_ids(i.to(device), ri.to(device))  # type: ignore[union-attr]
+    assert rlab is not None
+    rlab = rlab.to(device)
+    rows = tile_rows(
+        emb.shape[0], space.refs.shape[0], tile_size, space.refs.element_size()
+    )
+    return Prepared(space, lab, rlab, matches, rows)
+
+
+def positive_candidates(p: Prepared, rows: torch.Tensor, fill: float) -> torch.Tensor:
+    """Scores of `rows` with every non-candidate (other label, same id) set to `fill`."""
+    s = p.space.scores(rows)
+    s.masked_fill_(p.labels[rows].unsqueeze(1) != p.ref_labels.unsqueeze(0), fill)
+    local, cols = p.self_matches.pairs(rows)
+    if len(local):
+        s[local, cols] = fill
+    return s
+
+
+def choose_positives(
+    p: Prepared,
+    strategy: str,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(positive index per anchor, its score, has-candidate mask) for every anchor."""
+    n = p.space.anchors.shape[0]
+    device = p.space.anchors.device
+    best = torch.zeros(n, dtype=torch.long, device=device)
+    best_score = torch.zeros(n, dtype=p.space.anchors.dtype, device=device)
+    found = torch.zeros(n, dtype=torch.bool, device=device)
+    if p.space.refs.shape[0] == 0:
+        return best, best_score, found
+    for rows in tiles(n, p.rows_per_tile, device):
+        if strategy == "nearest":
+            s = positive_candidates(p, rows, float("inf"))
+            val, idx = s.min(1)  # first index on ties, like torch.argmin
+            ok = torch.isfinite(val)
+        elif strategy == "hardest":
+            s = positive_candidates(p, rows, float("-inf"))
+            val, idx = s.max(1)
+            ok = torch.isfinite(val)
+        else:  # random: uniform among candidates, via random keys on a masked tile
+            s = positive_candidates(p, rows, float("nan"))
+            keys = torch.rand(s.shape, generator=generator, device=device, dtype=s.dtype)
+            keys.masked_fill_(torch.isnan(s), -1.0)
+            kval, idx = keys.max(1)
+            val = s.gather(1, idx.unsqueeze(1)).squeeze(1)
+            ok = kval >= 0
+        best[rows] = idx
+        best_score[rows] = val
+        found[rows] = ok
+    return best, best_score, found
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    if seed is None:
+        return None
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+def select(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    ref_embeddings: torch.Tensor | None = None,
+    ref_labels: torch.Tensor | None = None,
+    *,
+    ids: torch.Tensor | None = None,
+    ref_ids: torch.Tensor | None = None,
+    distance: str = "euclidean",
+    normalize: bool = True,
+    strategy: str = "nearest",
+    tile_size: int | None = None,
+    on_missing: str = "drop",
+    seed: int | None = None,
+) -> Selection:
+    """Choose one positive per anchor: by default its nearest same-label sample.
+
+    Args:
+        embeddings: (B, d) anchors, any float dtype; float16/bfloat16 are computed in
+            float32. Must be finite.
+        labels: (B,) integer class labels.
+        ref_embeddings: (M, d) reference set to choose positives from (default: the batch).
+        ref_labels: (M,) labels of the reference set; required with ``ref_embeddings``.
+        ids: (B,) integer identities of the anchors (default: positions 0..B-1). A reference
+            row with the anchor's id is never its positive; this is applied before choosing,
+            so reference sets holding copies of the batch (memory banks, gathered batches)
+            work. Without a reference set, the batch's own ids are used on both sides.
+        ref_ids: (M,) identities of the reference rows; with a reference set, pass both
+            ``ids`` and ``ref_ids`` or neither (neither: no reference row is an anchor).
+        distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"``
+            (1 - cosine similarity). On normalised embeddings all three rank alike.
+        normalize: L2-normalise rows first (default True; cosine always normalises).
+        strategy: ``"nearest"`` (default, the method), ``"hardest"`` (farthest candidate)
+            or ``"random"`` (uniform among candidates; seeded by ``seed``).
+        tile_size: anchor rows per tile (default None: sized so that one tile of scores
+            stays within about 24 MiB). Extra memory is O(tile_size x M).
+        on_missing: ``"drop"`` (default): anchors without a candidate are left out and
+            counted in ``missing``; ``"error"``: raise ValueError instead.
+        seed: seed of the random generator for ``strategy="random"`` (default None:
+            torch's global generator).
+
+    Ties go to the smallest reference index (torch.argmin's rule). Runs without gradient.
+    """
+    check_choice(strategy, "strategy", POSITIVE_STRATEGIES)
+    check_choice(on_missing, "on_missing", ON_MISSING)
+    with torch.no_grad():
+        p = prepare(
+            embeddings, labels, ref_embeddings, ref_labels, ids, ref_ids,
+            distance, normalize, tile_size,
+        )
+        gen = make_generator(seed, p.space.anchors.device) if strategy == "random" else None
+        best, _, found = choose_positives(p, strategy, gen)
+        anchors = torch.nonzero(found).squeeze(1)
+        missing_anchors = torch.nonzero(~found).squeeze(1)
+        if on_missing == "error" and len(missing_anchors):
+            shown = missing_anchors[:10].tolist()
+            raise ValueError(
+                f"{len(missing_anchors)} anchor(s) have no positive candidate "
+                f"(no other sample with the same label), e.g. rows {shown}"
+            )
+        positives = best[anchors]
+        dists = p.space.pair_distance(anchors, positives)
+    return Selection(anchors, positives, dists, len(missing_anchors), missing_anchors)
