@@ -66,10 +66,10 @@ describe("encode/decode", () => {
 
   it("covers buffers only when signed_buffers is set", () => {
     const unsigned = encodeMessage(message(false), key);
-    (unsigned[4] as Uint8Array)[0] ^= 1;
+    (unsigned[4] as Uint8Array)[0]! ^= 1;
     expect(decodeMessage(unsigned, opts()).ok).toBe(true);
     const signed = encodeMessage(message(true), key);
-    (signed[4] as Uint8Array)[0] ^= 1;
+    (signed[4] as Uint8Array)[0]! ^= 1;
     expect(decodeMessage(signed, opts({ signedBuffers: true }))).toEqual({ ok: false, reason: "bad_signature" });
     // A connection that requires signed buffers refuses unsigned ones.
     expect(decodeMessage(encodeMessage(message(false), key), opts({ signedBuffers: true }))).toEqual({ ok: false, reason: "malformed" });

@@ -12,6 +12,8 @@ export const RuntimeOptionsSchema = z
      * `<repo>/.venv/bin/python` when it exists, else `python3`.
      */
     python: z.string().min(1).optional(),
+    /** How messages travel. Only `zeromq` today; the name keeps room for a fallback transport. Default `zeromq`. */
+    transport: z.enum(["zeromq"]).default("zeromq"),
     /** Endpoint kind: `ipc` (unix sockets in a private 0700 directory) or `tcp` (loopback). Default `ipc`. */
     address: z.enum(["ipc", "tcp"]).default("ipc"),
     /**

@@ -135,7 +135,7 @@ export class RuntimeProcess {
     await chmod(dir, 0o700);
     const key = randomBytes(32);
     const args = ["-m", "nearpos_runtime", "serve", "--connection-file", join(dir, "connection.json"), "--key-stdin", "--address", opts.address];
-    if (opts.signedBuffers) args.push("--signed-buffers");
+    if (opts.signedBuffers !== undefined) args.push(opts.signedBuffers ? "--signed-buffers" : "--no-signed-buffers");
     if (opts.maxMessageBytes !== undefined) args.push("--max-message-bytes", String(opts.maxMessageBytes));
     if (opts.workers !== undefined) args.push("--workers", String(opts.workers));
     const python = opts.python ?? defaultPython();

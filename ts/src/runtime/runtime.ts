@@ -106,6 +106,7 @@ interface Parts {
   signedBuffers: boolean;
   maxMessageBytes: number;
   proc?: RuntimeProcess;
+  endpoints: Endpoints;
   emitter: LifecycleEmitter;
 }
 
@@ -142,6 +143,7 @@ export class Runtime implements AsyncDisposable {
   private readonly signedBuffers: boolean;
   private readonly maxMessageBytes: number;
   private readonly proc: RuntimeProcess | undefined;
+  private readonly endpointsInfo: Endpoints;
   private readonly emitter: LifecycleEmitter;
   private readonly replay = new ReplayGuard();
   private readonly calls = new Map<string, CallState<unknown>>();
@@ -157,6 +159,7 @@ export class Runtime implements AsyncDisposable {
     this.signedBuffers = parts.signedBuffers;
     this.maxMessageBytes = parts.maxMessageBytes;
     this.proc = parts.proc;
+    this.endpointsInfo = parts.endpoints;
     this.emitter = parts.emitter;
     void this.receiveLoop();
     if (this.proc) void this.proc.exited.then(() => this.onExit());
@@ -180,8 +183,10 @@ export class Runtime implements AsyncDisposable {
     let rt: Runtime | undefined;
     try {
       const info = await proc.waitForConnection(deadline);
-      const transport = await ZeroMQTransport.connect({ request: info.request, control: info.control });
+      const endpoints = { request: info.request, control: info.control };
+      const transport = await ZeroMQTransport.connect(endpoints);
       rt = new Runtime({
+        endpoints,
         transport,
         key: proc.key,
         signedBuffers: info.signed_buffers,
@@ -235,6 +240,7 @@ export class Runtime implements AsyncDisposable {
     if (key.byteLength !== 32) throw new ValidationError("options.key", `must be 32 bytes, got ${key.byteLength}`);
     const transport = await (transportFactory ?? ZeroMQTransport.connect)(endpoints);
     const rt = new Runtime({
+      endpoints,
       transport,
       key,
       signedBuffers,
@@ -263,6 +269,11 @@ export class Runtime implements AsyncDisposable {
   /** Process id of the runtime. */
   get pid(): number {
     return this.hello.pid;
+  }
+
+  /** The runtime's endpoints (from its connection file). */
+  get endpoints(): Endpoints {
+    return { ...this.endpointsInfo };
   }
 
   /** Name of the transport in use (`"zeromq"`). */

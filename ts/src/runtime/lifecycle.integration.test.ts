@@ -1,0 +1,112 @@
+import { spawn } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, expect, it } from "vitest";
+import { ClosedError, RuntimeExitedError, StartError, ValidationError } from "../errors.ts";
+import { Runtime } from "./runtime.ts";
+import { REPO_ROOT } from "./process.ts";
+import { processAlive, transports, waitGone } from "./fixtures/helpers.ts";
+
+function ipcDir(rt: Runtime): string {
+  return dirname(rt.endpoints.request.replace(/^ipc:\/\//, ""));
+}
+
+describe.each(transports)("runtime lifecycle over %s", () => {
+  it("rejects every pending call within 2 s when the runtime is SIGKILLed, and later calls at once", async () => {
+    const rt = await Runtime.start();
+    const exits: unknown[] = [];
+    rt.on("exit", (e) => exits.push(e));
+    const pending = [
+      ...Array.from({ length: 4 }, () => rt.call("sleep", { seconds: 30 })),
+      rt.call("sleep", { seconds: 30 }, { signal: new AbortController().signal }),
+    ];
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    process.kill(rt.pid, "SIGKILL");
+    const results = await Promise.allSettled(pending);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      const err = (r as PromiseRejectedResult).reason as RuntimeExitedError;
+      expect(err).toBeInstanceOf(RuntimeExitedError);
+      expect(err.code).toBe("runtime_exited");
+      expect(err.signal).toBe("SIGKILL");
+      expect(err.stderrTail.length).toBeGreaterThan(0);
+    }
+    const later = await rt.call("echo", {}).catch((e: unknown) => e);
+    expect(later).toBeInstanceOf(RuntimeExitedError);
+    expect(exits).toEqual([expect.objectContaining({ type: "exit", signal: "SIGKILL", expected: false })]);
+    await rt.close();
+    expect(existsSync(ipcDir(rt))).toBe(false);
+  });
+
+  it("close() leaves no process, socket or directory, and is idempotent", async () => {
+    const rt = await Runtime.start();
+    const pid = rt.pid;
+    const dir = ipcDir(rt);
+    expect(existsSync(join(dir, "connection.json"))).toBe(true);
+    const inflight = rt.call("sleep", { seconds: 30 });
+    await Promise.all([rt.close(), rt.close()]);
+    await rt.close();
+    expect(processAlive(pid)).toBe(false);
+    expect(existsSync(dir)).toBe(false);
+    await expect(inflight).rejects.toMatchObject({ code: expect.stringMatching(/^(cancelled|closed)$/) });
+    await expect(rt.call("echo", {})).rejects.toBeInstanceOf(ClosedError);
+    expect(rt.alive).toBe(false);
+  });
+
+  it("await using closes the runtime at the end of the scope", async () => {
+    let pid = 0;
+    {
+      await using rt = await Runtime.start();
+      pid = rt.pid;
+      expect(processAlive(pid)).toBe(true);
+    }
+    expect(processAlive(pid)).toBe(false);
+  });
+
+  it("stops the runtime within 2 s when its TS parent is SIGKILLed", async () => {
+    const script = join(REPO_ROOT, "ts", "src", "runtime", "fixtures", "start-and-print-pid.ts");
+    const child = spawn(join(REPO_ROOT, "node_modules", ".bin", "tsx"), [script], { stdio: ["ignore", "pipe", "inherit"] });
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once("line", resolve);
+      child.once("exit", (code) => reject(new Error(`script exited with ${code}`)));
+    });
+    const { pid, request } = JSON.parse(line) as { pid: number; request: string };
+    expect(processAlive(pid)).toBe(true);
+    child.kill("SIGKILL");
+    const took = await waitGone(pid, 2000);
+    // The killed parent could not clean its private directory.
+    rmSync(dirname(request.replace(/^ipc:\/\//, "")), { recursive: true, force: true });
+    expect(took).toBeGreaterThanOrEqual(0);
+  });
+
+  it("reports a runtime that fails to start with its exit code and stderr", async () => {
+    const err = await Runtime.start({ env: { PYTHONPATH: "/nonexistent" }, python: process.execPath }).catch((e: unknown) => e);
+    // node cannot run "-m nearpos_runtime": it exits non-zero with a message on stderr.
+    expect(err).toBeInstanceOf(RuntimeExitedError);
+    expect((err as RuntimeExitedError).exitCode).not.toBe(0);
+    expect((err as RuntimeExitedError).stderrTail.join("\n")).toMatch(/bad option|-m/);
+    const missing = await Runtime.start({ python: "/nonexistent/python" }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(RuntimeExitedError);
+    expect((missing as RuntimeExitedError).stderrTail.join("\n")).toContain("ENOENT");
+  });
+
+  it("validates start options, naming the field and allowed values", async () => {
+    const err = await Runtime.start({ address: "udp" as "ipc" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe("options.address");
+    expect((err as ValidationError).allowed).toEqual(["ipc", "tcp"]);
+    await expect(Runtime.start({ startTimeoutMs: -5 })).rejects.toMatchObject({ field: "options.startTimeoutMs" });
+    await expect(Runtime.start({ bogus: 1 } as never)).rejects.toMatchObject({ code: "invalid_config", message: expect.stringContaining("bogus") });
+    expect(StartError).toBeDefined();
+  });
+
+  it("refuses a non-loopback endpoint unless allowRemote", async () => {
+    const key = "00".repeat(32);
+    await expect(Runtime.connect({ request: "tcp://10.1.2.3:5000", control: "tcp://10.1.2.3:5001", key })).rejects.toMatchObject({
+      field: "options.allowRemote",
+    });
+  });
+});
