@@ -1,0 +1,133 @@
+/**
+ * Aggregation of finished runs: mean and 95% t-interval over seeds per (loss, sampler), the
+ * summary table with the best value per column marked, and the check of the method's claim
+ * computed from those numbers.
+ * @internal
+ */
+import type { Claim } from "./suite.ts";
+import { tInterval, welch, type Summary } from "./stats.ts";
+import type { MetricSet, RunRecord } from "./types.ts";
+
+/** A column of the summary table: "<coarse|fine>.<metric name>". */
+export interface Column {
+  key: string;
+  title: string;
+}
+
+/** Columns of the summary (method.md section 5): coarse R@1, MAP@R, NMI and fine R@1. */
+export const SUMMARY_COLUMNS: readonly Column[] = [
+  { key: "coarse.recall@1", title: "R@1" },
+  { key: "coarse.map@r", title: "MAP@R" },
+  { key: "coarse.nmi", title: "NMI" },
+  { key: "fine.recall@1", title: "fine R@1" },
+];
+
+/** Value of "coarse.recall@1"-style key in a metric set; undefined when absent. */
+export function metricValue(m: MetricSet, key: string): number | undefined {
+  const dot = key.indexOf(".");
+  const group = key.slice(0, dot) as "coarse" | "fine";
+  const v = m[group]?.[key.slice(dot + 1)];
+  return typeof v === "number" ? v : undefined;
+}
+
+/** Runs of one (loss, sampler) over seeds. */
+export interface Variant {
+  lossId: string;
+  sampler: string;
+  baseline: boolean;
+  seeds: number[];
+  /** Per column key: summary over seeds (absent when no run reported the metric). */
+  stats: Record<string, Summary>;
+  /** Per column key: the per-seed values, seed order. */
+  values: Record<string, number[]>;
+}
+
+/** Groups run records by (loss, sampler), in first-seen order, and summarises `keys`. */
+export function aggregate(records: readonly RunRecord[], keys: readonly string[] = SUMMARY_COLUMNS.map((c) => c.key)): Variant[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const k = `${r.lossId}\u0000${r.sampler}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const out: Variant[] = [];
+  for (const rs of groups.values()) {
+    const sorted = [...rs].sort((a, b) => a.seed - b.seed);
+    const first = sorted[0]!;
+    const stats: Record<string, Summary> = {};
+    const values: Record<string, number[]> = {};
+    for (const key of keys) {
+      const xs = sorted.map((r) => metricValue(r.metrics, key)).filter((x): x is number => x !== undefined);
+      if (xs.length === 0) continue;
+      values[key] = xs;
+      stats[key] = tInterval(xs);
+    }
+    out.push({ lossId: first.lossId, sampler: first.sampler, baseline: first.baseline, seeds: sorted.map((r) => r.seed), stats, values });
+  }
+  return out;
+}
+
+/** For each column, the index of the variant with the highest mean (ties: all of them). */
+export function bestPerColumn(variants: readonly Variant[], keys: readonly string[]): Record<string, number[]> {
+  const best: Record<string, number[]> = {};
+  for (const key of keys) {
+    let top = -Infinity;
+    for (const v of variants) top = Math.max(top, v.stats[key]?.mean ?? -Infinity);
+    best[key] = variants.flatMap((v, i) => (v.stats[key] !== undefined && v.stats[key]!.mean === top ? [i] : []));
+  }
+  return best;
+}
+
+/** Percent with two decimals, the one format used in every table (so tables parse back exactly). */
+export function pct(x: number): string {
+  return Number.isFinite(x) ? (x * 100).toFixed(2) : "n/a";
+}
+
+/** The verdict on the claim for one loss. */
+export interface ClaimVerdict {
+  lossId: string;
+  method: string;
+  baselineSampler: string;
+  metric: string;
+  baselineMean: number;
+  methodMean: number;
+  gain: number;
+  minGain: number;
+  /** Intervals apart: the method's interval lies entirely above the baseline's. */
+  apart: boolean;
+  guard?: { metric: string; baselineMean: number; methodMean: number; diffLow: number; diffHigh: number; kept: boolean };
+  held: boolean;
+  /** Plain reasons when the claim did not hold. */
+  reasons: string[];
+}
+
+/** Checks the claim per loss from the aggregated numbers. */
+export function checkClaim(claim: Claim, variants: readonly Variant[]): ClaimVerdict[] {
+  const out: ClaimVerdict[] = [];
+  for (const lossId of claim.losses) {
+    const base = variants.find((v) => v.lossId === lossId && v.baseline);
+    const meth = variants.find((v) => v.lossId === lossId && v.sampler === claim.method);
+    if (!base || !meth) continue;
+    const b = base.stats[claim.metric];
+    const m = meth.stats[claim.metric];
+    if (!b || !m) continue;
+    const gain = m.mean - b.mean;
+    const apart = Number.isFinite(m.low) && Number.isFinite(b.high) && m.low > b.high;
+    const reasons: string[] = [];
+    if (!(gain >= claim.min_gain)) reasons.push(`gain ${pct(gain)} points is below the required ${pct(claim.min_gain)}`);
+    if (!apart) reasons.push(Number.isFinite(m.low) ? `95% intervals overlap (method low ${pct(m.low)} <= baseline high ${pct(b.high)})` : "no interval (fewer than 2 seeds)");
+    let guard: ClaimVerdict["guard"];
+    if (claim.guard) {
+      const bg = base.values[claim.guard];
+      const mg = meth.values[claim.guard];
+      if (bg && mg) {
+        const w = welch(bg, mg);
+        // "Not lost": the Welch 95% interval of (method - baseline) reaches zero or above.
+        const kept = Number.isFinite(w.high) ? w.high >= 0 : w.diff >= 0;
+        guard = { metric: claim.guard, baselineMean: base.stats[claim.guard]!.mean, methodMean: meth.stats[claim.guard]!.mean, diffLow: w.low, diffHigh: w.high, kept };
+        if (!kept) reasons.push(`${claim.guard} lost: difference ${pct(w.diff)} points, 95% interval [${pct(w.low)}, ${pct(w.high)}] entirely below 0`);
+      }
+    }
+    out.push({ lossId, method: claim.method, baselineSampler: base.sampler, metric: claim.metric, baselineMean: b.mean, methodMean: m.mean, gain, minGain: claim.min_gain, apart, guard, held: reasons.length === 0, reasons });
+  }
+  return out;
+}

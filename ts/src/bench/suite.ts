@@ -1,0 +1,256 @@
+/**
+ * Benchmark suites as data: the schema of a suite file (declared once, here), loading with
+ * errors that name the file, the JSON path and the allowed values, and the expansion of a
+ * suite into its run matrix (loss x sampler x seed).
+ * @internal
+ */
+import { readFileSync, readdirSync, existsSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+/** One loss of a suite, with the sampler that is its usual recipe ("baseline"). */
+export const LossEntrySchema = z
+  .object({
+    /** Loss name as `create_loss` knows it: "triplet", "margin", "contrastive", "multi-similarity", "pml:<Class>". */
+    name: z.string().min(1),
+    /** Short id used in run ids and tables; defaults to the name. */
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' or '-'").optional(),
+    /** Constructor kwargs of the loss. */
+    config: jsonObject.default({}),
+    /** The loss's usual positives sampler, the baseline the method is compared with. */
+    baseline: z.string().min(1),
+    /** Sampler config applied to every sampler of this loss (the negatives of the recipe). */
+    sampler_config: jsonObject.default({}),
+    /** One line on the recipe, printed in reports. */
+    recipe: z.string().optional(),
+  })
+  .strict();
+
+const MetricName = z.string().regex(/^(coarse|fine)\.[a-z0-9@_]+$/, 'a metric like "fine.recall@1" or "coarse.map@r"');
+
+/** The method's claim, checked against the measured numbers (never assumed). */
+export const ClaimSchema = z
+  .object({
+    /** Sampler of the method. */
+    method: z.string().min(1).default("nearest-positive"),
+    /** Loss ids the claim is made for. */
+    losses: z.array(z.string().min(1)).min(1),
+    /** Metric that must improve, e.g. "fine.recall@1". */
+    metric: MetricName,
+    /** Smallest gain of the mean, in metric units (0.03 = 3 points of a fraction). */
+    min_gain: z.number().nonnegative(),
+    /** Metric that must not be lost (the method's interval reaches the baseline mean or above). */
+    guard: MetricName.optional(),
+  })
+  .strict();
+
+/** MLRC-style model selection: class-disjoint k-fold cross-validation on the training classes. */
+export const CrossValidationSchema = z
+  .object({
+    folds: z.int().min(2),
+    split: z.enum(["class-disjoint"]).default("class-disjoint"),
+    /** Metric of the validation fold that selects the checkpoint. */
+    select_on: MetricName,
+  })
+  .strict();
+
+const QuickSchema = z
+  .object({
+    /** Overrides merged into `train` with --quick. */
+    train: jsonObject.default({}),
+    seeds: z.array(z.int().nonnegative()).min(1).optional(),
+  })
+  .strict();
+
+/** A suite file (benchmarks/suites/<name>.json). */
+export const SuiteSchema = z
+  .object({
+    $schema: z.string().optional(),
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, "lowercase letters, digits and '-'"),
+    description: z.string().min(1),
+    /** Which protocol the suite follows. */
+    protocol: z.enum(["quick", "paper", "mlrc"]),
+    /** Base TrainConfig for every run (docs/training.md); loss, sampler and seed are set per run. */
+    train: jsonObject,
+    losses: z.array(LossEntrySchema).min(1),
+    /** Samplers run beside each loss's baseline. */
+    samplers: z.array(z.string().min(1)).min(1).default(["nearest-positive"]),
+    seeds: z.array(z.int().nonnegative()).min(1),
+    quick: QuickSchema.optional(),
+    /** 2-D projection of the test embeddings of one seed per run (the qualitative figure). */
+    projection: z
+      .object({ enabled: z.boolean().default(true), max_points: z.int().positive().default(1500) })
+      .strict()
+      .default({ enabled: true, max_points: 1500 }),
+    claim: ClaimSchema.optional(),
+    cross_validation: CrossValidationSchema.optional(),
+    /** Wall-time budget in seconds the default invocation is expected to fit (documented, measured). */
+    budget_s: z.number().positive().optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const ids = new Set<string>();
+    s.losses.forEach((l, i) => {
+      const id = l.id ?? lossId(l.name);
+      if (ids.has(id)) ctx.addIssue({ code: "custom", path: ["losses", i, "id"], message: `duplicate loss id "${id}"` });
+      ids.add(id);
+    });
+    if (s.claim) {
+      s.claim.losses.forEach((id, i) => {
+        if (!ids.has(id))
+          ctx.addIssue({ code: "custom", path: ["claim", "losses", i], message: `unknown loss id "${id}"; allowed: ${[...ids].map((x) => JSON.stringify(x)).join(", ")}` });
+      });
+    }
+    if (new Set(s.seeds).size !== s.seeds.length) ctx.addIssue({ code: "custom", path: ["seeds"], message: "seeds must be distinct" });
+  });
+
+export type Suite = z.infer<typeof SuiteSchema>;
+export type LossEntry = z.infer<typeof LossEntrySchema>;
+export type Claim = z.infer<typeof ClaimSchema>;
+
+/** Error in a suite file or its expansion: names the file and the JSON path of each problem. */
+export class SuiteError extends Error {
+  override readonly name = "SuiteError";
+  readonly code = "invalid_suite";
+  constructor(
+    readonly file: string,
+    readonly issues: readonly { path: string; message: string }[],
+  ) {
+    super(`${file}: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
+  }
+}
+
+/** Renders a path as JSON path: $.losses[0].baseline */
+export function jsonPath(path: readonly PropertyKey[]): string {
+  let out = "$";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : /^[A-Za-z_$][\w$@-]*$/.test(String(p)) ? `.${String(p)}` : `[${JSON.stringify(String(p))}]`;
+  return out;
+}
+
+/** Sanitised id of a loss name ("pml:CircleLoss" -> "pml-CircleLoss"). */
+export function lossId(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, "-");
+}
+
+/** Folder holding the built-in suites. */
+export const SUITES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "benchmarks", "suites");
+
+/** Names of the built-in suites. */
+export function listSuites(dir = SUITES_DIR): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => basename(f, ".json"))
+    .sort();
+}
+
+/** Resolves a suite name or a path to a file path. */
+export function suitePath(nameOrPath: string, dir = SUITES_DIR): string {
+  if (nameOrPath.endsWith(".json") || nameOrPath.includes("/")) return resolve(nameOrPath);
+  const p = join(dir, `${nameOrPath}.json`);
+  if (!existsSync(p)) {
+    throw new SuiteError(nameOrPath, [{ path: "$", message: `no such suite; built-in suites: ${listSuites(dir).join(", ") || "(none)"}` }]);
+  }
+  return p;
+}
+
+/** Parses and validates suite JSON text; `file` names it in errors. */
+export function parseSuite(text: string, file: string): Suite {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new SuiteError(file, [{ path: "$", message: `not valid JSON: ${(e as Error).message}` }]);
+  }
+  const r = SuiteSchema.safeParse(raw);
+  if (!r.success) throw new SuiteError(file, r.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message })));
+  return r.data;
+}
+
+/** Loads a suite by built-in name or file path. */
+export function loadSuite(nameOrPath: string, dir = SUITES_DIR): { suite: Suite; file: string; text: string } {
+  const file = suitePath(nameOrPath, dir);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new SuiteError(file, [{ path: "$", message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return { suite: parseSuite(text, file), file, text };
+}
+
+/** Recursive merge of plain objects; arrays and scalars of `b` replace those of `a`. */
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = isPlainObject(prev) && isPlainObject(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** One run of the matrix. */
+export interface RunSpec {
+  /** Stable id: <loss id>__<sampler>__s<seed>. */
+  id: string;
+  lossId: string;
+  /** Index of the loss in suite.losses (-1: added from the command line). */
+  lossIndex: number;
+  sampler: string;
+  /** Whether `sampler` is this loss's baseline. */
+  baseline: boolean;
+  seed: number;
+  /** Full params of the runtime's `train` method. */
+  train: Record<string, unknown>;
+}
+
+/** Command-line selections applied to a suite. */
+export interface Selection {
+  /** Keep only these losses (by id or name); a name not in the suite is added with its defaults and "all-positives" as baseline. */
+  losses?: string[];
+  /** Run exactly these samplers for every loss ("baseline" stands for each loss's own). */
+  samplers?: string[];
+  seeds?: number[];
+  device?: "cpu" | "cuda" | "auto";
+  quick?: boolean;
+}
+
+/** Expands a suite into its runs, in a stable order (loss, sampler, seed). */
+export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
+  let losses: { entry: LossEntry; index: number; id: string }[] = suite.losses.map((entry, index) => ({ entry, index, id: entry.id ?? lossId(entry.name) }));
+  if (sel.losses && sel.losses.length > 0) {
+    losses = sel.losses.map((want) => {
+      const hit = losses.find((l) => l.id === want || l.entry.name === want);
+      if (hit) return hit;
+      const entry = LossEntrySchema.parse({ name: want, baseline: "all-positives" });
+      return { entry, index: -1, id: lossId(want) };
+    });
+  }
+  const seeds = sel.seeds ?? (sel.quick ? (suite.quick?.seeds ?? suite.seeds) : suite.seeds);
+  let base = suite.train;
+  if (sel.quick && suite.quick) base = deepMerge(base, suite.quick.train);
+  if (sel.device) base = { ...base, device: sel.device };
+  const runs: RunSpec[] = [];
+  for (const l of losses) {
+    const wanted = sel.samplers && sel.samplers.length > 0 ? sel.samplers.map((s) => (s === "baseline" ? l.entry.baseline : s)) : [l.entry.baseline, ...suite.samplers];
+    const samplers = [...new Set(wanted)];
+    for (const sampler of samplers) {
+      for (const seed of seeds) {
+        const train = deepMerge(base, {
+          loss: { name: l.entry.name, config: l.entry.config },
+          sampler: { name: sampler, config: l.entry.sampler_config },
+          seed,
+        });
+        runs.push({ id: `${l.id}__${sampler}__s${seed}`, lossId: l.id, lossIndex: l.index, sampler, baseline: sampler === l.entry.baseline, seed, train });
+      }
+    }
+  }
+  return runs;
+}

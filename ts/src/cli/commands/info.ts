@@ -1,0 +1,51 @@
+/**
+ * `nearpos info`: starts the runtime and prints its hello (versions, devices, plugins, methods).
+ * @internal
+ */
+import { Command } from "commander";
+import { z } from "zod";
+import { Runtime } from "../../runtime/runtime.ts";
+import { packageVersion } from "../../bench/manifest.ts";
+import type { HelloInfo } from "../../bench/types.ts";
+import type { CliIO } from "../io.ts";
+
+/** Options of `nearpos info`. */
+export const InfoOptionsSchema = z.object({ json: z.boolean().default(false), python: z.string().min(1).optional() }).strict();
+
+/** Human-readable hello. */
+export function formatHello(h: HelloInfo): string {
+  const lines = [
+    `nearpos ${packageVersion()} (Node ${process.version})`,
+    `runtime ${h.runtime_version}, protocol ${h.protocol_version}, Python ${h.python}, torch ${h.torch}`,
+    `platform ${h.platform}`,
+    "devices:",
+    ...h.devices.map((d) => `  ${d.type}:${d.index} ${d.name}${d.memory_bytes ? ` (${(d.memory_bytes / 2 ** 30).toFixed(1)} GiB)` : ""}`),
+    "plugins:",
+    ...(h.plugins.length ? h.plugins.map((p) => `  ${p.name} ${p.version}${p.description ? ` - ${p.description}` : ""}`) : ["  (none)"]),
+    ...(h.plugin_errors && h.plugin_errors.length ? ["plugin errors:", ...h.plugin_errors.map((e) => `  ${e.name}: ${e.error}`)] : []),
+    `methods: ${h.methods.map((m) => m.name).join(", ")}`,
+  ];
+  return lines.join("\n");
+}
+
+/** Builds the `info` command. */
+export function infoCommand(io: CliIO, setExit: (code: number) => void): Command {
+  return new Command("info")
+    .description("start the runtime and print its versions, devices and plugins")
+    .option("--json", "print the hello as JSON")
+    .option("--python <path>", "Python interpreter of the runtime")
+    .action(async (raw: Record<string, unknown>) => {
+      const opts = InfoOptionsSchema.parse(raw);
+      const rt = await Runtime.start(opts.python ? { python: opts.python } : {});
+      try {
+        const hello = rt.hello as unknown as HelloInfo;
+        if (opts.json) {
+          const { methods, ...rest } = hello;
+          io.stdout.write(`${JSON.stringify({ nearpos: packageVersion(), node: process.version, ...rest, methods: methods.map((m) => m.name) }, null, 2)}\n`);
+        } else io.stdout.write(`${formatHello(hello)}\n`);
+        setExit(0);
+      } finally {
+        await rt.close();
+      }
+    });
+}
