@@ -1,0 +1,120 @@
+// Bridge benchmark: round-trip latency of small echo calls and tensor throughput both ways.
+// Usage: npx tsx benchmarks/perf/bridge/run.ts [--quick] [--out results.json]
+import { writeFileSync } from "node:fs";
+import { arch, cpus, platform } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Runtime, Tensor } from "../../../ts/src/index.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const outIdx = args.indexOf("--out");
+const outPath = outIdx >= 0 ? (args[outIdx + 1] as string) : join(here, "results.json");
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const TARGET_P50_US = 200;
+const TARGET_GIBPS_64MIB = 1;
+
+function percentile(sorted: number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+interface LatencyResult {
+  n: number;
+  p50_us: number;
+  p99_us: number;
+  mean_us: number;
+}
+
+interface ThroughputResult {
+  direction: "ts_to_py" | "py_to_ts";
+  mib: number;
+  reps: number;
+  median_ms: number;
+  gib_per_s: number;
+}
+
+async function latency(rt: Runtime, n: number): Promise<LatencyResult> {
+  for (let i = 0; i < Math.min(200, n); i++) await rt.call("echo", { i });
+  const us: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await rt.call("echo", { i });
+    us.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  us.sort((a, b) => a - b);
+  return { n, p50_us: percentile(us, 50), p99_us: percentile(us, 99), mean_us: us.reduce((a, b) => a + b, 0) / n };
+}
+
+async function throughput(rt: Runtime, direction: ThroughputResult["direction"], mib: number, reps: number): Promise<ThroughputResult> {
+  const nbytes = mib * MiB;
+  const tensor = Tensor.zeros([nbytes / 4], "float32");
+  const once = async (): Promise<void> => {
+    if (direction === "ts_to_py") {
+      const r = await rt.call<{ nbytes: number }>("bytes_in", { tensor });
+      if (r.nbytes !== nbytes) throw new Error(`bytes_in saw ${r.nbytes} bytes, sent ${nbytes}`);
+    } else {
+      const t = await rt.call<Tensor>("bytes_out", { nbytes, dtype: "float32" });
+      if (t.nbytes !== nbytes) throw new Error(`bytes_out sent ${t.nbytes} bytes, asked ${nbytes}`);
+    }
+  };
+  await once();
+  const ms: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    await once();
+    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  ms.sort((a, b) => a - b);
+  const median = percentile(ms, 50);
+  return { direction, mib, reps, median_ms: median, gib_per_s: nbytes / GiB / (median / 1000) };
+}
+
+const transports = ["zeromq"] as const;
+const results: Record<string, { latency: LatencyResult; throughput: ThroughputResult[] }> = {};
+for (const transport of transports) {
+  await using rt = await Runtime.start({ transport });
+  const lat = await latency(rt, quick ? 500 : 5000);
+  const thr: ThroughputResult[] = [];
+  for (const mib of [4, 64]) {
+    const reps = quick ? 3 : mib === 4 ? 30 : 10;
+    thr.push(await throughput(rt, "ts_to_py", mib, reps));
+    thr.push(await throughput(rt, "py_to_ts", mib, reps));
+  }
+  results[transport] = { latency: lat, throughput: thr };
+}
+
+const report = {
+  date: new Date().toISOString(),
+  machine: { platform: platform(), arch: arch(), cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
+  quick,
+  targets: { p50_us: TARGET_P50_US, gib_per_s_at_64mib: TARGET_GIBPS_64MIB },
+  results,
+};
+writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
+
+const cols = ["measure", ...transports];
+const rows: string[][] = [
+  ["echo p50 (us)", ...transports.map((t) => results[t]!.latency.p50_us.toFixed(0))],
+  ["echo p99 (us)", ...transports.map((t) => results[t]!.latency.p99_us.toFixed(0))],
+];
+for (const [i, r] of results[transports[0]]!.throughput.entries()) {
+  rows.push([
+    `${r.mib} MiB ${r.direction === "ts_to_py" ? "TS->Py" : "Py->TS"} (GiB/s)`,
+    ...transports.map((t) => results[t]!.throughput[i]!.gib_per_s.toFixed(2)),
+  ]);
+}
+const widths = cols.map((_, c) => Math.max(...[cols, ...rows].map((r) => (r[c] ?? "").length)));
+const line = (r: string[]) => r.map((x, c) => x.padEnd(widths[c] as number)).join("  ");
+console.log(line(cols));
+for (const r of rows) console.log(line(r));
+const z = results.zeromq!;
+const worst64 = Math.min(...z.throughput.filter((r) => r.mib === 64).map((r) => r.gib_per_s));
+console.log(
+  `targets: p50 <= ${TARGET_P50_US} us: ${z.latency.p50_us <= TARGET_P50_US ? "met" : "MISSED"}; ` +
+    `>= ${TARGET_GIBPS_64MIB} GiB/s at 64 MiB: ${worst64 >= TARGET_GIBPS_64MIB ? "met" : "MISSED"}`,
+);
+console.log(`written to ${outPath}`);
