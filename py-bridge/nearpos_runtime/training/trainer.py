@@ -260,6 +260,12 @@ class Trainer:
             y = train.labels[idx].to(device)
             with autocast:
                 emb = model(x)
+            if not bool(torch.isfinite(emb.detach()).all()):
+                raise TrainingError(
+                    f"embeddings hold NaN or Inf at step {step} (learning rate "
+                    f"{opt.param_groups[0]['lr']:g}); lower optimizer.lr, set grad_clip, "
+                    "or check the inputs"
+                )
             loss = loss_fn(emb.float(), y)
             value = float(loss.detach())
             if not math.isfinite(value):

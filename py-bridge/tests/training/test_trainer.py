@@ -106,11 +106,11 @@ def test_resume_with_other_model_is_refused(tmp_path):
         run(other.model_copy(update={"resume_from": str(tmp_path / "step-2.pt")}))
 
 
-def test_nan_loss_names_the_step():
+def test_non_finite_training_names_the_step():
     x = torch.full((24, 4), 3e38)
     x[::2] *= -1
     data = {"kind": "tensors", "train": {"x": x, "labels": torch.arange(24) % 4}}
-    with pytest.raises(TrainingError, match=r"loss is nan at step 1"):
+    with pytest.raises(TrainingError, match=r"NaN or Inf at step 1"):
         run(config(data=data))
 
 
