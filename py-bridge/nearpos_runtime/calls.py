@@ -112,8 +112,10 @@ class Call:
                     self.request_id, type(exc).__name__, f"cannot send the {msg_type}: {exc}"
                 )
             self.finished = True
+            # Leave the table before the client can see the end (a heartbeat right after
+            # the terminal message must not list this call).
+            self._on_finish(self)
             self._outbox.put(self.ident, frames)
-        self._on_finish(self)
         return True
 
     def fail(self, ename: str, evalue: str, tb: list[str], code: str | None = None) -> bool:

@@ -131,8 +131,11 @@ class Encoder:
                 if not isinstance(k, str):
                     raise TypeError(f"{path}: object keys must be strings, got {type(k).__name__}")
                 out[k] = self.encode(v, f"{path}.{k}")
-            if set(out) == {TENSOR_KEY}:
-                raise TypeError(f"{path}: an object whose only key is '$tensor' is reserved")
+            if is_placeholder(out):
+                raise TypeError(
+                    f"{path}: an object whose only key is '$tensor' with an integer value "
+                    "is reserved for tensor placeholders"
+                )
             return out
         if isinstance(value, (list, tuple)):
             return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
@@ -147,6 +150,15 @@ class Encoder:
         raise TypeError(f"{path}: {type(value).__name__} cannot be sent as JSON or a tensor")
 
 
+def is_placeholder(value: dict[str, Any]) -> bool:
+    """``{"$tensor": <integer>}``; with a non-integer value the object is ordinary JSON
+    (the JSON Schema of a tensor field holds ``{"$tensor": {"type": "integer"}}``)."""
+    if len(value) != 1 or TENSOR_KEY not in value:
+        return False
+    index = value[TENSOR_KEY]
+    return isinstance(index, int) and not isinstance(index, bool)
+
+
 def encode_value(value: Any) -> tuple[Any, list[dict[str, Any]], list[memoryview]]:
     """(JSON value with placeholders, buffer descriptors, buffer frames)."""
     encoder = Encoder()
@@ -157,10 +169,8 @@ def encode_value(value: Any) -> tuple[Any, list[dict[str, Any]], list[memoryview
 def decode_value(value: Any, tensors: Sequence[torch.Tensor]) -> Any:
     """Replace every ``{"$tensor": i}`` in ``value`` by ``tensors[i]``."""
     if isinstance(value, dict):
-        if set(value) == {TENSOR_KEY}:
+        if is_placeholder(value):
             index = value[TENSOR_KEY]
-            if not isinstance(index, int) or isinstance(index, bool):
-                raise ProtocolError("bad_tensor", f"$tensor index {index!r} is not an integer")
             if not 0 <= index < len(tensors):
                 raise ProtocolError(
                     "bad_tensor", f"$tensor index {index} out of range ({len(tensors)} buffers)"
