@@ -89,6 +89,50 @@ def positive_candidates(p: Prepared, rows: torch.Tensor, fill: float) -> torch.T
     return s
 
 
+#: Candidates whose matmul score is within this relative distance of the best are
+#: re-ranked on exactly computed distances (see refine_ties).
+TIE_RTOL = {torch.float32: 1e-5, torch.float64: 1e-12}
+#: Re-ranking is skipped for a tile with more near-ties than this per row on average
+#: (degenerate batches of near-identical rows); the matmul order is kept there.
+MAX_TIES_PER_ROW = 64
+
+
+def refine_ties(
+    p: Prepared,
+    rows: torch.Tensor,
+    s: torch.Tensor,
+    val: torch.Tensor,
+    idx: torch.Tensor,
+    ok: torch.Tensor,
+    largest: bool,
+) -> torch.Tensor:
+    """Make ties exact: the matmul gives identical reference rows slightly different
+    scores depending on their column position, so near-best candidates are compared again
+    on distances computed row by row (bitwise-equal rows then tie exactly) and the
+    smallest index wins among equals."""
+    scale = p.space.anchor_sq[rows] + p.space.ref_sq.max() + 1.0
+    tol = TIE_RTOL[s.dtype] * scale
+    v = torch.where(ok, val, torch.zeros_like(val))
+    gap = (v - tol).unsqueeze(1) if largest else (v + tol).unsqueeze(1)
+    near = (s >= gap) if largest else (s <= gap)
+    near &= ok.unsqueeze(1)
+    count = int(near.sum())
+    if count <= int(ok.sum()) or count > MAX_TIES_PER_ROW * len(rows):
+        return idx  # no near-ties at all (one candidate per row), or degenerate tile
+    r, c = torch.nonzero(near, as_tuple=True)
+    exact = p.space.pair_distance(rows[r], c)
+    if largest:
+        exact = -exact
+    n = len(rows)
+    best = exact.new_full((n,), float("inf")).scatter_reduce(0, r, exact, "amin")
+    big = torch.iinfo(torch.long).max
+    key = torch.where(exact == best[r], c, torch.full_like(c, big))
+    first = torch.full((n,), big, dtype=torch.long, device=idx.device).scatter_reduce(
+        0, r, key, "amin"
+    )
+    return torch.where(ok, first, idx)
+
+
 def choose_positives(
     p: Prepared,
     strategy: str,
@@ -107,10 +151,12 @@ def choose_positives(
             s = positive_candidates(p, rows, float("inf"))
             val, idx = s.min(1)  # first index on ties, like torch.argmin
             ok = torch.isfinite(val)
+            idx = refine_ties(p, rows, s, val, idx, ok, largest=False)
         elif strategy == "hardest":
             s = positive_candidates(p, rows, float("-inf"))
             val, idx = s.max(1)
             ok = torch.isfinite(val)
+            idx = refine_ties(p, rows, s, val, idx, ok, largest=True)
         else:  # random: uniform among candidates, via random keys on a masked tile
             s = positive_candidates(p, rows, float("nan"))
             keys = torch.rand(s.shape, generator=generator, device=device, dtype=s.dtype)
