@@ -24,6 +24,12 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+// A placeholder is an object whose only key is "$tensor", with an integer value (a JSON
+// Schema describing placeholders, {"$tensor": {"type": "integer"}}, is not one).
+function isPlaceholder(v: Record<string, unknown>, keys: string[]): boolean {
+  return keys.length === 1 && keys[0] === "$tensor" && Number.isInteger(v.$tensor);
+}
+
 /**
  * Replaces every {@link Tensor} inside `value` by `{"$tensor": i}` and collects its bytes
  * (views, no copy). Rejects values JSON cannot carry, naming the path.
@@ -48,8 +54,8 @@ export function encodeTensors(value: unknown, path = "params"): EncodedTensors {
     }
     if (isPlainObject(v)) {
       const keys = Object.keys(v);
-      if (keys.length === 1 && keys[0] === "$tensor") {
-        throw new ValidationError(p, 'an object whose only key is "$tensor" is reserved for tensor placeholders');
+      if (isPlaceholder(v, keys)) {
+        throw new ValidationError(p, 'an object whose only key is "$tensor" with an integer value is reserved for tensor placeholders');
       }
       const out: { [key: string]: JsonValue } = {};
       for (const k of keys) {
@@ -101,9 +107,9 @@ export function decodeTensors(json: unknown, descriptors: readonly BufferDescrip
     if (Array.isArray(v)) return v.map(walk);
     if (isPlainObject(v)) {
       const keys = Object.keys(v);
-      if (keys.length === 1 && keys[0] === "$tensor") {
+      if (isPlaceholder(v, keys)) {
         const i = v.$tensor;
-        if (!Number.isSafeInteger(i) || (i as number) < 0 || (i as number) >= descriptors.length) {
+        if ((i as number) < 0 || (i as number) >= descriptors.length) {
           throw new ProtocolError(`$tensor index ${JSON.stringify(i)} out of range (${descriptors.length} buffers)`, {
             context: { remoteCode: "bad_tensor" },
           });

@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../runtime/process.ts";
-import { Tensor } from "../tensor.ts";
+import { Tensor, type DType } from "../tensor.ts";
 import { ReplayGuard } from "./replay.ts";
 import { checkDescriptors, decodeTensors, encodeTensors } from "./tensors.ts";
-import { decodeMessage, encodeMessage, makeHeader, sign, type WireMessage } from "./wire.ts";
+import { decodeMessage, encodeMessage, makeHeader, sign, type Header, type WireMessage } from "./wire.ts";
 
 const key = randomBytes(32);
 const opts = (extra: Partial<Parameters<typeof decodeMessage>[1]> = {}) => ({ key, signedBuffers: false, maxMessageBytes: 1 << 20, ...extra });
@@ -90,36 +90,123 @@ describe("encode/decode", () => {
   });
 });
 
-// docs/protocol-vectors.json: a fixed key, messages and their exact frames.
+// docs/protocol-vectors.json: a fixed key, messages and their exact frames, written by the
+// Python side. Both codecs must produce and accept exactly these bytes.
+interface VectorTensor {
+  dtype: DType;
+  shape: number[];
+  values: unknown;
+}
+interface Vector {
+  name: string;
+  header: Header;
+  content: Record<string, unknown>;
+  tensors: VectorTensor[];
+  signature: string;
+  frames_hex: string[];
+}
+interface VectorsDoc {
+  key_hex: string;
+  messages: Vector[];
+  signature_checks: { name: string; frames_hex?: string[]; signature: string; split_frames_hex?: string[]; split_signature?: string }[];
+}
+
+function f16Bits(v: number): number {
+  if (v === 0) return Object.is(v, -0) ? 0x8000 : 0;
+  const sign = v < 0 ? 0x8000 : 0;
+  const a = Math.abs(v);
+  const e = Math.floor(Math.log2(a));
+  return sign | ((e + 15) << 10) | Math.round((a / 2 ** e - 1) * 1024);
+}
+function f16Value(bits: number): number {
+  const s = bits & 0x8000 ? -1 : 1;
+  const e = (bits >> 10) & 0x1f;
+  const m = bits & 0x3ff;
+  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+function bf16Bits(v: number): number {
+  f32[0] = v;
+  return (u32[0] as number) >>> 16;
+}
+
+function tensorFromVector(v: VectorTensor): Tensor {
+  const flat = [v.values].flat(Infinity as 1) as unknown[];
+  const t = Tensor.zeros(v.shape, v.dtype);
+  flat.forEach((x, i) => {
+    const d = t.data;
+    if (d instanceof BigInt64Array) d[i] = BigInt(x as string);
+    else if (v.dtype === "float16") d[i] = f16Bits(x as number);
+    else if (v.dtype === "bfloat16") d[i] = bf16Bits(x as number);
+    else (d as Float64Array)[i] = Number(x);
+  });
+  return t;
+}
+
+function tensorValues(t: Tensor): unknown[] {
+  if (t.dtype === "float16") return Array.from(t.data as Uint16Array, f16Value);
+  if (t.dtype === "bfloat16") return Array.from(t.data as Uint16Array, (b) => ((u32[0] = b << 16), f32[0]));
+  if (t.dtype === "int64") return Array.from(t.data as BigInt64Array, String);
+  return t.toArray();
+}
+
 const vectorsPath = join(REPO_ROOT, "docs", "protocol-vectors.json");
 describe.runIf(existsSync(vectorsPath))("docs/protocol-vectors.json", () => {
-  const doc = existsSync(vectorsPath) ? (JSON.parse(readFileSync(vectorsPath, "utf8")) as VectorsDoc) : ({ key: "", vectors: [] } as VectorsDoc);
-  interface Vector {
-    name: string;
-    header: Record<string, unknown>;
-    content: Record<string, unknown>;
-    buffers_hex?: string[];
-    frames_hex: string[];
-    [k: string]: unknown;
-  }
-  interface VectorsDoc {
-    key: string;
-    vectors: Vector[];
-    [k: string]: unknown;
-  }
-  const vkey = Buffer.from(doc.key, "hex");
-  it.each(doc.vectors.map((v) => [v.name, v] as const))("%s: verifies and re-encodes byte for byte", (_name, v) => {
+  const doc = (existsSync(vectorsPath) ? JSON.parse(readFileSync(vectorsPath, "utf8")) : { key_hex: "", messages: [], signature_checks: [] }) as VectorsDoc;
+  const vkey = Buffer.from(doc.key_hex, "hex");
+  const hex = (frames: readonly Uint8Array[]) => frames.map((f) => Buffer.from(f).toString("hex"));
+
+  it("holds messages and signature checks", () => {
+    expect(doc.messages.length).toBeGreaterThan(0);
+    expect(vkey.byteLength).toBe(32);
+  });
+
+  it.each(doc.messages.map((v) => [v.name, v] as const))("%s: encodes byte for byte", (_name, v) => {
+    // Rebuild the content with real Tensors in place of the placeholders, in index order.
+    const tensors = v.tensors.map(tensorFromVector);
+    const withTensors = JSON.parse(JSON.stringify(v.content), (_k, x: unknown) =>
+      x && typeof x === "object" && Object.keys(x).length === 1 && "$tensor" in x ? tensors[(x as { $tensor: number }).$tensor] : x,
+    ) as Record<string, unknown>;
+    const enc = encodeTensors(withTensors);
+    expect(enc.json).toEqual(v.content);
+    expect(enc.descriptors).toEqual(v.header.buffers);
+    const frames = encodeMessage({ header: v.header, content: enc.json as Record<string, unknown>, buffers: enc.frames }, vkey);
+    expect(hex(frames)).toEqual(v.frames_hex);
+    expect(Buffer.from(frames[1] as Uint8Array).toString("ascii")).toBe(v.signature);
+  });
+
+  it.each(doc.messages.map((v) => [v.name, v] as const))("%s: verifies and decodes", (_name, v) => {
     const frames = v.frames_hex.map((h) => Buffer.from(h, "hex"));
-    const r = decodeMessage(frames, { key: vkey, signedBuffers: v.header.signed_buffers === true, maxMessageBytes: 1 << 30 });
+    const r = decodeMessage(frames, { key: vkey, signedBuffers: v.header.signed_buffers, maxMessageBytes: 1 << 20 });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.message.header).toEqual(v.header);
-    expect(r.message.content).toEqual(v.content);
-    // Signature over the exact received frames must be what the vector holds.
-    const covered = [frames[0], frames[2], frames[3], ...(v.header.signed_buffers ? frames.slice(4) : [])] as Buffer[];
-    expect(sign(vkey, covered)).toBe(Buffer.from(frames[1] as Buffer).toString("ascii"));
-    // Tensors decode against their descriptors.
-    const bufs = frames.slice(4);
-    expect(() => decodeTensors(r.message.content, checkDescriptors(r.message.header.buffers, bufs), bufs)).not.toThrow();
+    const bufs = r.message.buffers;
+    const decoded = decodeTensors(r.message.content, checkDescriptors(r.message.header.buffers, bufs), bufs);
+    const found: Tensor[] = [];
+    const walk = (x: unknown): void => {
+      if (x instanceof Tensor) found.push(x);
+      else if (x && typeof x === "object") Object.values(x).forEach(walk);
+    };
+    walk(decoded);
+    expect(found.map((t) => [t.dtype, t.shape, tensorValues(t)])).toEqual(
+      v.tensors.map((t) => [t.dtype, t.shape, [t.values].flat(Infinity as 1)]),
+    );
+    // A flipped bit anywhere signed is refused.
+    const bad = frames.map((f) => Buffer.from(f));
+    (bad[3] as Buffer)[0]! ^= 1;
+    expect(decodeMessage(bad, { key: vkey, signedBuffers: v.header.signed_buffers, maxMessageBytes: 1 << 20 }).ok).toBe(false);
+  });
+
+  it.each(doc.signature_checks.map((c) => [c.name, c] as const))("signature check: %s", (_name, c) => {
+    if (c.frames_hex) {
+      expect(sign(vkey, c.frames_hex.map((h) => Buffer.from(h, "hex")))).toBe(c.signature);
+      if (c.split_frames_hex) expect(sign(vkey, c.split_frames_hex.map((h) => Buffer.from(h, "hex")))).toBe(c.split_signature);
+    } else {
+      const m = doc.messages[1] as Vector;
+      const f = m.frames_hex.map((h) => Buffer.from(h, "hex"));
+      expect(sign(vkey, [f[0], f[2], f[3]] as Buffer[])).toBe(c.signature);
+    }
   });
 });

@@ -69,14 +69,34 @@ describe.each(transports)("Runtime over %s", () => {
   });
 
   it("turns a Python exception into a PythonError with its traceback", async () => {
-    const err = await rt
-      .mine({ sampler: "nearest-positive", embeddings: Tensor.zeros([4, 2]), labels: Tensor.from([0, 1, 0], [3], "int64") })
-      .then(() => undefined, (e: unknown) => e);
+    const err = await rt.call("checkpoint_load", { path: "/nonexistent/nearpos.pt" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PythonError);
     const pe = err as PythonError;
+    expect(pe.code).toBe("python_error");
     expect(pe.ename.length).toBeGreaterThan(0);
-    expect(pe.evalue.length).toBeGreaterThan(0);
-    expect(pe.traceback.length).toBeGreaterThan(0);
+    expect(pe.evalue).toContain("/nonexistent/nearpos.pt");
+    expect(pe.traceback.join("\n")).toContain("Traceback");
+  });
+
+  it("maps the runtime's InvalidParams to code invalid_params", async () => {
+    const err = await rt
+      .mine({ sampler: "nearest-positive", embeddings: Tensor.zeros([4, 2]), labels: Tensor.from([0, 1, 0], [3], "int64") })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PythonError);
+    expect((err as PythonError).code).toBe("invalid_params");
+    expect((err as PythonError).evalue).toContain("labels");
+  });
+
+  it("mines triplets with typed index tensors", async () => {
+    const emb = Tensor.from(Array.from({ length: 16 }, (_, i) => Math.sin(i)), [8, 2]);
+    const labels = Tensor.from([0, 0, 1, 1, 0, 0, 1, 1], [8], "int64");
+    const r = await rt.mine({ sampler: "nearest-positive", embeddings: emb, labels });
+    expect(r.indices.anchors).toBeInstanceOf(Tensor);
+    expect(r.indices.anchors.dtype).toBe("int64");
+    expect(r.indices.positives.size).toBe(r.indices.anchors.size);
+    expect(r.indices.anchors.size).toBeGreaterThan(0);
+    const l = await rt.loss({ loss: "triplet", sampler: "nearest-positive", embeddings: emb, labels });
+    expect(Number.isFinite(l.value)).toBe(true);
   });
 
   it("refuses bad params with a ValidationError before sending", async () => {
@@ -118,6 +138,9 @@ describe.each(transports)("Runtime over %s", () => {
     expect(err).toBeInstanceOf(CancelledError);
     expect(seen.slice(0, 5).map((e) => [e.type, e.seq])).toEqual([0, 1, 2, 3, 4].map((i) => ["tick", i]));
     expect(seen.every((e, i) => e.seq === i)).toBe(true);
+    // The runtime may send the terminal message a moment before it forgets the call.
+    const t0 = Date.now();
+    while ((await rt.heartbeat()).running.includes(call.id) && Date.now() - t0 < 1000);
     expect((await rt.heartbeat()).running).not.toContain(call.id);
     expect(await rt.call("echo", { ok: true })).toEqual({ ok: true });
   });
