@@ -90,17 +90,7 @@ def serve(args: argparse.Namespace) -> int:
         exit_on_stdin_eof()
         set_parent_death_signal(ppid)
 
-    import zmq  # heavy imports after the key: the client is waiting on nothing until then
-
-    from .endpoints import (
-        EndpointError,
-        bind,
-        check_private_dir,
-        ipc_path,
-        plan_address,
-        write_connection_file,
-    )
-    from .server import Server, remove_paths
+    from .endpoints import EndpointError, check_private_dir, plan_address
 
     if args.workers < 1 or args.max_message_bytes < 1:
         log.error("--workers and --max-message-bytes must be positive")
@@ -112,6 +102,12 @@ def serve(args: argparse.Namespace) -> int:
     except (EndpointError, OSError) as exc:
         log.error("%s", exc)
         return 2
+
+    import zmq  # heavy imports (torch) only once the arguments are known to be good
+
+    from .endpoints import bind, ipc_path, write_connection_file
+    from .server import Server, remove_paths
+
     signed = plan.kind == "tcp" if args.signed_buffers is None else args.signed_buffers
     if plan.remote and not signed:
         log.warning("remote address: signed buffers forced on")

@@ -62,9 +62,20 @@ def spawn_runtime(
     stderr_path = directory / "stderr.log"
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nearpos_runtime", "serve", "--connection-file", str(conn),
-             "--key-stdin", *(args or [])],
-            stdin=subprocess.PIPE, stdout=err, stderr=err, env=env,
+            [
+                sys.executable,
+                "-m",
+                "nearpos_runtime",
+                "serve",
+                "--connection-file",
+                str(conn),
+                "--key-stdin",
+                *(args or []),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=err,
+            stderr=err,
+            env=env,
         )
     assert proc.stdin is not None
     proc.stdin.write(key.hex().encode() + b"\n")
@@ -82,7 +93,9 @@ def spawn_runtime(
     return RuntimeProcess(proc, directory, key, json.loads(conn.read_text()), stderr_path)
 
 
-def install_plugin_dir(source: Path, dest: Path, dist_name: str, entry_points: dict[str, str]) -> Path:
+def install_plugin_dir(
+    source: Path, dest: Path, dist_name: str, entry_points: dict[str, str]
+) -> Path:
     """Copy package ``source`` into ``dest`` with a ``.dist-info`` declaring ``entry_points``
     in the ``nearpos.plugins`` group; put ``dest`` on sys.path / PYTHONPATH to use it."""
     dest.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,9 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runtime(plugin_dir: Path) -> Iterator[RuntimeProcess]:
-    rt = spawn_runtime(["--workers", "4"], extra_pythonpath=[plugin_dir])
+    rt = spawn_runtime(
+        ["--workers", "4", "--max-message-bytes", "1000000"], extra_pythonpath=[plugin_dir]
+    )
     yield rt
     rt.stop()
 
