@@ -252,6 +252,11 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto: CUDA when available"
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads of torch's intra-op pool for this run (null: torch's default)",
+    )
     amp: bool = Field(default=False, description="bfloat16 autocast (CUDA only)")
     channels_last: bool = Field(default=False, description="Channels-last format (CUDA only)")
     grad_clip: float | None = Field(default=None, gt=0, description="Max gradient norm")

@@ -157,6 +157,9 @@ class Trainer:
     def run(self) -> TrainResult:
         cfg = self.cfg
         prev_det = torch.are_deterministic_algorithms_enabled()
+        prev_threads = torch.get_num_threads()
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         if cfg.deterministic:
             # cuBLAS needs this before its first use to be deterministic.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -165,6 +168,7 @@ class Trainer:
             return self._run()
         finally:
             torch.use_deterministic_algorithms(prev_det)
+            torch.set_num_threads(prev_threads)
 
     def _run(self) -> TrainResult:
         cfg = self.cfg

@@ -274,6 +274,8 @@ export interface TrainConfig {
   deterministic?: boolean;
   /** auto: CUDA when available @defaultValue "auto" */
   device?: "auto" | "cpu" | "cuda";
+  /** CPU threads of torch's intra-op pool for this run (null: torch's default) @defaultValue null */
+  threads?: number | null;
   /** bfloat16 autocast (CUDA only) @defaultValue false */
   amp?: boolean;
   /** Channels-last format (CUDA only) @defaultValue false */

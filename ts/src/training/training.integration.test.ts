@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Runtime } from "../runtime/runtime.ts";
+import { CancelledError, PythonError, ValidationError } from "../errors.ts";
+import { embed, evaluate, loadCheckpoint, saveCheckpoint, train, type TrainConfig, type TrainEvent } from "./index.ts";
+
+// Small enough for two CPU cores: 1,000 real digits, 5 coarse classes of 2 digits.
+const DATA = { kind: "mnist", per_digit: 100 } as const;
+function config(over: Partial<TrainConfig> = {}): TrainConfig {
+  return {
+    data: DATA,
+    model: { kind: "mlp", hidden: [64], embedding_dim: 32 },
+    loss: { name: "triplet", config: { margin: 0.2 } },
+    sampler: { name: "nearest-positive", config: {} },
+    batch: { classes: 5, per_class: 6 },
+    optimizer: { kind: "adam", lr: 0.002 },
+    steps: 120,
+    eval_every: 60,
+    eval: { ks: [1, 4], nmi: false },
+    device: "cpu",
+    seed: 7,
+    ...over,
+  };
+}
+
+describe("training from TypeScript", () => {
+  let rt: Runtime;
+  let dir: string;
+  beforeAll(async () => {
+    rt = await Runtime.start();
+    dir = mkdtempSync(join(tmpdir(), "nearpos-train-"));
+  });
+  afterAll(async () => {
+    await rt?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("trains on mnist coarse classes and beats the untrained model, coarse and fine", async () => {
+    // One step at a negligible learning rate: the untrained model's metrics.
+    const base = await train(rt, config({ steps: 1, eval_every: 0, optimizer: { kind: "adam", lr: 1e-12 } })).result;
+    const run = train(rt, config({ checkpoint: { dir, every: 0 } }));
+    const events: TrainEvent[] = [];
+    for await (const ev of run.events) events.push(ev);
+    const result = await run.result;
+    expect(events.filter((e) => e.type === "step")).toHaveLength(120);
+    expect(events.filter((e) => e.type === "eval").map((e) => e.data.step)).toEqual([60, 120]);
+    expect(events.some((e) => e.type === "epoch")).toBe(true);
+    expect(result.steps).toBe(120);
+    expect(result.samples_per_s).toBeGreaterThan(0);
+    const fine = result.metrics.fine;
+    const baseFine = base.metrics.fine;
+    if (!fine || !baseFine) throw new Error("mnist must give fine metrics");
+    expect(result.metrics.coarse["recall@1"]).toBeGreaterThan((base.metrics.coarse["recall@1"] ?? 1) + 0.02);
+    expect(fine["recall@1"]).toBeGreaterThan((baseFine["recall@1"] ?? 1) + 0.02);
+
+    // The handle embeds and evaluates; a checkpoint round trip gives the same metrics.
+    const emb = await embed(rt, { model: result.model, data: DATA, split: "test" });
+    expect(emb.embeddings.shape).toEqual([300, 32]);
+    const ev = await evaluate(rt, { model: result.model, data: DATA, ks: [1, 4], nmi: false, projection: "pca" });
+    expect(ev.metrics.coarse).toEqual(result.metrics.coarse);
+    expect(ev.projection?.shape).toEqual([300, 2]);
+    const path = join(dir, "saved.pt");
+    await saveCheckpoint(rt, { model: result.model, path });
+    const loaded = await loadCheckpoint(rt, { path });
+    const again = await evaluate(rt, { embeddings: (await embed(rt, { model: loaded.model, data: DATA })).embeddings, labels: emb.labels, ks: [1, 4], nmi: false });
+    expect(again.metrics.coarse).toEqual(result.metrics.coarse);
+  });
+
+  it("gives identical metrics for the same seed", async () => {
+    const c = config({ steps: 40, eval_every: 0 });
+    const a = await train(rt, c).result;
+    const b = await train(rt, c).result;
+    expect(b.metrics).toEqual(a.metrics);
+    expect(b.losses).toEqual(a.losses);
+  });
+
+  it("cancels mid-train, then serves the next request", async () => {
+    const ac = new AbortController();
+    const run = train(rt, config({ steps: 100_000, eval_every: 0 }), {
+      signal: ac.signal,
+      onEvent: (e) => {
+        if (e.type === "step" && e.data.step === 3) ac.abort();
+      },
+    });
+    await expect(run.result).rejects.toBeInstanceOf(CancelledError);
+    const ok = await train(rt, config({ steps: 2, eval_every: 0 })).result;
+    expect(ok.steps).toBe(2);
+  });
+
+  it("rejects a bad config in TypeScript before any work, naming the field", () => {
+    const bad = { ...config(), batch: { classes: 5, per_clas: 4 } } as unknown as TrainConfig;
+    let err: unknown;
+    try {
+      train(rt, bad);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toContain("batch");
+    expect((err as ValidationError).message).toContain("per_clas");
+  });
+
+  it("rejects what only Python can check, naming the field, and keeps serving", async () => {
+    await expect(train(rt, config({ sampler: { name: "nearest", config: {} } })).result).rejects.toSatisfy(
+      (e: unknown) => e instanceof PythonError && e.ename === "InvalidParams" && e.evalue.includes("sampler.name"),
+    );
+    await expect(train(rt, config({ loss: { name: "tripplet", config: {} } })).result).rejects.toSatisfy(
+      (e: unknown) => e instanceof PythonError && e.evalue.includes("unknown loss 'tripplet'"),
+    );
+    const tiny = (perMode: number) => ({ ...config(), data: { kind: "synthetic", classes: 3, per_mode: perMode, modes_per_class: 1 } }) as TrainConfig;
+    await expect(train(rt, tiny(2)).result).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.evalue.includes("single sample"));
+    const one = tiny(4);
+    await expect(train(rt, { ...one, batch: { classes: 3, per_class: 4, small_class: "error" } }).result).rejects.toSatisfy(
+      (e: unknown) => e instanceof PythonError && e.evalue.includes("fewer than batch.per_class"),
+    );
+    expect((await train(rt, config({ steps: 1, eval_every: 0 })).result).steps).toBe(1);
+  });
+});
