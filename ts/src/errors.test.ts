@@ -6,6 +6,8 @@ describe("errors", () => {
     expect(new PythonError("ValueError", "bad", []).code).toBe(ErrorCode.pythonError);
     expect(new PythonError("InvalidParams", "bad", []).code).toBe("invalid_params");
     expect(new PythonError("UnknownMethod", "bad", []).code).toBe("unknown_method");
+    expect(new PythonError("RuntimeShuttingDown", "bye", []).code).toBe("closed");
+    expect(new PythonError("ProtocolError", "bad tensor", []).code).toBe("protocol_error");
   });
 
   it("serialises to JSON with cause, context and subclass fields", () => {

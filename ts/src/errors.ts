@@ -60,6 +60,9 @@ export class NearposError extends Error {
 const ENAME_CODES: Record<string, ErrorCode> = {
   InvalidParams: ErrorCode.invalidParams,
   UnknownMethod: ErrorCode.unknownMethod,
+  // A call that reached the runtime after shutdown began never ran.
+  RuntimeShuttingDown: ErrorCode.closed,
+  ProtocolError: ErrorCode.protocolError,
 };
 
 /** An exception raised in the Python runtime, as `{ename, evalue, traceback}`. */

@@ -52,7 +52,8 @@ describe.each(transports)("runtime lifecycle over %s", () => {
     await rt.close();
     expect(processAlive(pid)).toBe(false);
     expect(existsSync(dir)).toBe(false);
-    expect(await inflight).toMatchObject({ code: expect.stringMatching(/^(cancelled|closed)$/) });
+    const inflightErr = await inflight;
+    expect(inflightErr, String(inflightErr)).toMatchObject({ code: expect.stringMatching(/^(cancelled|closed)$/) });
     await expect(rt.call("echo", {})).rejects.toBeInstanceOf(ClosedError);
     expect(rt.alive).toBe(false);
   });

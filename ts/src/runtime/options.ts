@@ -34,6 +34,13 @@ export const RuntimeOptionsSchema = z
      * `--max-message-bytes`). Default: 4 GiB.
      */
     maxMessageBytes: positiveInt.optional(),
+    /**
+     * Called with each line the runtime writes to stdout or stderr, from spawn on (lines
+     * written before `start` resolves included). Later lines also arrive as `log` events.
+     */
+    onLog: z
+      .custom<(event: { type: "log"; stream: "stdout" | "stderr"; line: string }) => void>((v) => typeof v === "function", "must be a function")
+      .optional(),
   })
   .strict();
 

@@ -19,8 +19,9 @@ function sample(dtype: DType, shape: number[]): Tensor {
 
 describe.each(transports)("Runtime over %s", () => {
   let rt: Runtime;
+  const logs: string[] = [];
   beforeAll(async () => {
-    rt = await Runtime.start();
+    rt = await Runtime.start({ onLog: (e) => logs.push(e.line) });
   });
   afterAll(async () => {
     await rt?.close();
@@ -30,6 +31,11 @@ describe.each(transports)("Runtime over %s", () => {
     expect(rt.hello.protocol_version.split(".")[0]).toBe("1");
     expect(rt.methods).toEqual(expect.arrayContaining(["echo", "sleep", "bytes_in", "bytes_out", "mine", "loss"]));
     expect(rt.hello.pid).toBeGreaterThan(0);
+  });
+
+  it("passes the runtime's log lines to onLog from spawn on", () => {
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs.join("\n")).toContain(String(rt.pid));
   });
 
   it.each(DTYPES)("echoes a %s tensor bit for bit, including empty and scalar ones", async (dtype) => {

@@ -179,6 +179,8 @@ export class Runtime implements AsyncDisposable {
     const opts = parsed.data;
     const deadline = Date.now() + opts.startTimeoutMs;
     const emitter = new LifecycleEmitter();
+    const onLog = opts.onLog;
+    if (onLog) emitter.on("log", onLog);
     const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
     let rt: Runtime | undefined;
     try {
@@ -474,7 +476,11 @@ export class Runtime implements AsyncDisposable {
         this.emitter.emit({ type: "dropped", reason: r.reason, channel });
         continue;
       }
-      this.dispatch(channel, r.message);
+      try {
+        this.dispatch(channel, r.message);
+      } catch {
+        // An authenticated but unusable message must not stop the receive loop.
+      }
     }
   }
 
