@@ -99,7 +99,11 @@ export function encodeMessage(msg: WireMessage, key: Uint8Array): Uint8Array[] {
 /** What a receiver checks against (docs/protocol.md, Wire framing). */
 export interface VerifyOptions {
   key: Uint8Array;
-  /** Whether this connection requires buffer frames to be signed (unsigned ones are then refused). */
+  /**
+   * Whether this connection requires signed buffer frames. Coverage follows the (signed)
+   * header; a message with unsigned buffers on such a connection is authenticated but wrong,
+   * and refused by the caller (see {@link unsignedBuffers}).
+   */
   signedBuffers: boolean;
   /** Largest accepted message, all frames together, in bytes. */
   maxMessageBytes: number;
@@ -152,8 +156,11 @@ export function decodeMessage(frames: readonly Uint8Array[], opts: VerifyOptions
   if (sig.byteLength !== want.byteLength || !timingSafeEqual(want, sig)) return { ok: false, reason: "bad_signature" };
   const content = parseObject(frames[3] as Uint8Array);
   if (!header || !content || !isHeader(header) || !Number.isFinite(Date.parse(header.date))) return { ok: false, reason: "malformed" };
-  // A connection that signs buffers never accepts unsigned ones.
-  if (opts.signedBuffers && !signedBuffers && frames.length > 4) return { ok: false, reason: "malformed" };
   if (opts.replay && !opts.replay.accept(header.msg_id, header.date)) return { ok: false, reason: "replayed" };
   return { ok: true, message: { header, content, buffers: frames.slice(4) as Uint8Array[] } };
+}
+
+/** True when `msg` has buffers the connection required to be signed but were not. */
+export function unsignedBuffers(msg: WireMessage, required: boolean): boolean {
+  return required && msg.buffers.length > 0 && !msg.header.signed_buffers;
 }

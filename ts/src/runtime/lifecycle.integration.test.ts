@@ -12,9 +12,9 @@ function ipcDir(rt: Runtime): string {
   return dirname(rt.endpoints.request.replace(/^ipc:\/\//, ""));
 }
 
-describe.each(transports)("runtime lifecycle over %s", () => {
+describe.each(transports)("runtime lifecycle over %s", (transport) => {
   it("rejects every pending call within 2 s when the runtime is SIGKILLed, and later calls at once", async () => {
-    const rt = await Runtime.start();
+    const rt = await Runtime.start({ transport });
     const exits: unknown[] = [];
     rt.on("exit", (e) => exits.push(e));
     const pending = [
@@ -42,7 +42,7 @@ describe.each(transports)("runtime lifecycle over %s", () => {
   });
 
   it("close() leaves no process, socket or directory, and is idempotent", async () => {
-    const rt = await Runtime.start();
+    const rt = await Runtime.start({ transport });
     const pid = rt.pid;
     const dir = ipcDir(rt);
     expect(existsSync(join(dir, "connection.json"))).toBe(true);

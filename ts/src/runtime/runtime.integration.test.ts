@@ -17,11 +17,12 @@ function sample(dtype: DType, shape: number[]): Tensor {
   return t;
 }
 
-describe.each(transports)("Runtime over %s", () => {
+describe.each(transports)("Runtime over %s", (transport) => {
   let rt: Runtime;
   const logs: string[] = [];
   beforeAll(async () => {
-    rt = await Runtime.start({ onLog: (e) => logs.push(e.line) });
+    rt = await Runtime.start({ transport, onLog: (e) => logs.push(e.line) });
+    expect(rt.transportName).toBe(transport);
   });
   afterAll(async () => {
     await rt?.close();

@@ -22,7 +22,7 @@ import type {
 import { ReplayGuard } from "../protocol/replay.ts";
 import { checkDescriptors, decodeTensors, encodeTensors } from "../protocol/tensors.ts";
 import { PROTOCOL_MAJOR, PROTOCOL_VERSION } from "../protocol/version.ts";
-import { decodeMessage, emptyDropCounts, encodeMessage, makeHeader, newId, type DropCounts, type WireMessage } from "../protocol/wire.ts";
+import { decodeMessage, emptyDropCounts, encodeMessage, makeHeader, newId, unsignedBuffers, type DropCounts, type WireMessage } from "../protocol/wire.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Channel, Endpoints, Transport, TransportFactory } from "../transport/transport.ts";
 import { ZeroMQTransport } from "../transport/zeromq.ts";
@@ -500,6 +500,10 @@ export class Runtime implements AsyncDisposable {
     if (!call) return; // late reply to a call that timed out: nothing waits for it
     if (Number(String(header.version).split(".")[0]) !== PROTOCOL_MAJOR) {
       call.reject(new ProtocolError(`reply speaks protocol ${header.version}`, { context: { remoteCode: "unsupported_version" } }));
+      return;
+    }
+    if (unsignedBuffers(msg, this.signedBuffers)) {
+      call.reject(new ProtocolError("the runtime sent unsigned buffers on a connection that requires signed ones", { context: { remoteCode: "malformed" } }));
       return;
     }
     let decoded: Record<string, unknown>;

@@ -16,7 +16,8 @@ describe.each(transports)("hostile frames over %s", () => {
   let raw: { request: Dealer; control: Dealer };
 
   beforeAll(async () => {
-    manual = await spawnManual(["--max-message-bytes", String(MAX)]);
+    // tcp loopback: signed buffers by default, so tampered tensor bytes are caught too.
+    manual = await spawnManual(["--address", "tcp", "--max-message-bytes", String(MAX)]);
     rt = await Runtime.connect({ connectionFile: manual.connectionFile, key: manual.key.toString("hex") });
     raw = { request: new Dealer({ linger: 0 }), control: new Dealer({ linger: 0 }) };
     raw.request.connect(rt.endpoints.request);
@@ -50,6 +51,32 @@ describe.each(transports)("hostile frames over %s", () => {
   it("was connected with Runtime.connect to a runtime started by hand", () => {
     expect(rt.hello.max_message_bytes).toBe(MAX);
     expect(rt.hello.pid).toBe(manual.pid);
+    expect(rt.endpoints.request).toMatch(/^tcp:\/\/(127\.0\.0\.1|\[::1\]):\d+$/);
+    expect(rt.hello.signed_buffers).toBe(true);
+  });
+
+  it("round trips tensors with signed buffers", async () => {
+    const t = Tensor.from([1, 2, 3, 4], [2, 2], "int32");
+    const out = await rt.call<{ t: Tensor }>("echo", { t });
+    expect(Array.from(out.t.data as Int32Array)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("drops a message whose signed tensor bytes were changed", async () => {
+    const t = Tensor.from([1, 2, 3, 4]);
+    const header = makeHeader({ msgType: "call_request", session: "raw", signedBuffers: true, buffers: [{ dtype: "float32", shape: [4], nbytes: 16 }] });
+    const f = encodeMessage({ header, content: { method: "echo", params: { t: { $tensor: 0 } } }, buffers: [t.bytes()] }, manual.key);
+    f[4] = Buffer.from(f[4] as Uint8Array);
+    (f[4] as Buffer)[0]! ^= 1;
+    expect(await droppedAfter(() => raw.request.send(f))).toMatchObject({ bad_signature: 1 });
+  });
+
+  it("answers unsigned tensor bytes on a signed runtime with a ProtocolError", async () => {
+    const msgId = newId();
+    const header = makeHeader({ msgType: "call_request", session: "raw", signedBuffers: false, msgId, buffers: [{ dtype: "float32", shape: [1], nbytes: 4 }] });
+    await raw.request.send(encodeMessage({ header, content: { method: "echo", params: { t: { $tensor: 0 } } }, buffers: [new Uint8Array(4)] }, manual.key));
+    const frames = await raw.request.receive();
+    expect(JSON.parse(frames[2]!.toString())).toMatchObject({ msg_type: "error", parent_id: msgId });
+    expect(JSON.parse(frames[3]!.toString())).toMatchObject({ ename: "ProtocolError" });
   });
 
   it("drops unsigned frames", async () => {
@@ -99,7 +126,7 @@ describe.each(transports)("hostile frames over %s", () => {
 
   it("answers an authenticated message with a bad tensor with a ProtocolError", async () => {
     const msgId = newId();
-    const header = makeHeader({ msgType: "call_request", session: "raw", signedBuffers: false, msgId, buffers: [{ dtype: "float32", shape: [4], nbytes: 16 }] });
+    const header = makeHeader({ msgType: "call_request", session: "raw", signedBuffers: true, msgId, buffers: [{ dtype: "float32", shape: [4], nbytes: 16 }] });
     await raw.request.send(encodeMessage({ header, content: { method: "echo", params: { t: { $tensor: 0 } } }, buffers: [new Uint8Array(8)] }, manual.key));
     const frames = await raw.request.receive();
     const h = JSON.parse(frames[2]!.toString()) as { msg_type: string; parent_id: string };
