@@ -106,7 +106,8 @@ def serve(args: argparse.Namespace) -> int:
     import zmq  # heavy imports (torch) only once the arguments are known to be good
 
     from .endpoints import bind, ipc_path, write_connection_file
-    from .server import Server, remove_paths
+    from .server import remove_paths
+    from .transports.zmq_io import ZmqServer
 
     signed = plan.kind == "tcp" if args.signed_buffers is None else args.signed_buffers
     if plan.remote and not signed:
@@ -115,7 +116,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from . import methods  # noqa: F401  (registers the built-in methods)
 
-    server = Server(
+    server = ZmqServer(
         key, signed_buffers=signed, max_message_bytes=args.max_message_bytes, workers=args.workers
     )
     try:

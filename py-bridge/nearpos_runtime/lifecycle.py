@@ -61,3 +61,19 @@ def set_parent_death_signal(original_ppid: int) -> bool:
     if os.getppid() != original_ppid:  # the parent died before prctl took effect
         os._exit(1)
     return True
+
+
+def exit_when_main_thread_ends(code: int = 1) -> threading.Thread:
+    """Daemon thread ending the process as soon as the main thread ends, so worker threads
+    busy in a method cannot keep it alive (pythonia: its reader is the main thread and
+    ends at end-of-file of its pipe, that is when Node went away)."""
+
+    def watch() -> None:
+        threading.main_thread().join()
+        log.warning("main thread ended: parent gone, exiting")
+        logging.shutdown()
+        os._exit(code)
+
+    thread = threading.Thread(target=watch, name="nearpos-main-watch", daemon=True)
+    thread.start()
+    return thread

@@ -1,19 +1,21 @@
-"""The server: a request ROUTER on an IO thread, a control ROUTER on its own thread,
-method calls on a worker pool. Each socket is used by the one thread that owns it;
-workers hand their messages to the IO thread through an ``Outbox``.
+"""The transport-agnostic core of the runtime: authentication, dispatch of calls to the
+worker pool, control requests and the outgoing queue.
+
+A front end (``transports.zmq_io`` for ZeroMQ, ``transports.pythonia_io`` for pythonia)
+only moves frames: it hands each incoming message of the request channel to
+``on_request`` and each control message to ``on_control``, and sends what the core put in
+its ``outbox`` (request channel) or returned (control channel).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import zmq
 
 from .calls import Call, CallTable, Outbox, run_call
 from .errors import NearposError
@@ -26,12 +28,25 @@ from .protocol.wire import Buffer, Incoming, utc_now_iso, verify
 from .registry import get_method
 
 log = logging.getLogger("nearpos_runtime.server")
-POLL_MS = 100
 SHUTDOWN_GRACE_S = 2.0
-FINAL_LINGER_MS = 1000
 
 
-class Server:
+@dataclass
+class ControlOutcome:
+    """What a front end does after a control message: send ``reply`` (if any) on the
+    control channel, then stop serving if ``shutdown``."""
+
+    reply: list[Buffer] | None
+    shutdown: bool = False
+
+
+class RuntimeCore:
+    """Everything between frames in and frames out; thread-safe where a front end needs it.
+
+    ``on_request`` may run on any one thread; ``on_control`` on any one thread (the
+    control thread); workers run calls and put their messages in ``outbox``.
+    """
+
     def __init__(
         self,
         key: bytes,
@@ -40,9 +55,12 @@ class Server:
         max_message_bytes: int,
         workers: int = 2,
         replay: ReplayGuard | None = None,
+        pid: int,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
+        if len(key) != 32:
+            raise ValueError(f"the key must be 32 bytes, got {len(key)}")
         self.key = key
         self.session = secrets.token_hex(16)
         self.signed_buffers = signed_buffers
@@ -53,96 +71,42 @@ class Server:
         self.calls = CallTable()
         self.outbox = Outbox()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nearpos-worker")
-        self.ctx: zmq.Context[Any] = zmq.Context()
-        self.request = self._socket()
-        self.control = self._socket()
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self._dropped_lock = threading.Lock()
-        self._shutting_down = threading.Event()
-        self._io_stop = threading.Event()
-        self.stopped = threading.Event()
-        self._hello: dict[str, Any] | None = None
-        self._threads: list[threading.Thread] = []
-
-    def _socket(self) -> zmq.Socket[Any]:
-        sock = self.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)  # never let a close hang the process
-        return sock
-
-    # -- start / stop -------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._hello = hello_content(
-            self.session, os.getpid(), self.signed_buffers, self.max_message_bytes
-        )
-        for target, name in (
-            (self._io_loop, "nearpos-io"),
-            (self._control_loop, "nearpos-control"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def request_shutdown(self) -> None:
-        """From a signal handler or another thread: shut down as on shutdown_request."""
-        self._shutting_down.set()
-
-    def _count(self, reason: str) -> None:
-        with self._dropped_lock:
-            self.dropped[reason] += 1
+        self.shutting_down = threading.Event()
+        self.hello = hello_content(self.session, pid, signed_buffers, max_message_bytes)
 
     # -- receiving ----------------------------------------------------------------------
 
-    def _receive(self, frames: list[zmq.Frame]) -> tuple[bytes, Incoming] | None:
-        """Checks 1-5; a failing message is counted and dropped (None)."""
-        ident = frames[0].bytes
+    def authenticate(self, frames: Sequence[Buffer]) -> Incoming | None:
+        """Checks 1-5 of docs/protocol.md; a failing message is counted and dropped (None).
+        ``frames`` excludes any routing identity."""
         try:
-            message = verify(self.key, [f.buffer for f in frames[1:]], self.max_message_bytes)
+            message = verify(self.key, frames, self.max_message_bytes)
             self.replay.check(message.msg_id, message.header["date"])
         except Dropped as exc:
-            self._count(exc.reason)
+            with self._dropped_lock:
+                self.dropped[exc.reason] += 1
             log.warning("dropped a message: %s", exc)
             return None
-        return ident, message
+        return message
+
+    def dropped_counts(self) -> dict[str, int]:
+        with self._dropped_lock:
+            return dict(self.dropped)
 
     def _protocol_error(self, message: Incoming, exc: ProtocolError) -> list[Buffer]:
         log.warning("protocol error in %s %s: %s", message.msg_type, message.msg_id[:8], exc)
         return self.codec.error(message.msg_id, "ProtocolError", str(exc), [], exc.code)
 
-    # -- request channel (IO thread) ----------------------------------------------------
+    # -- request channel ----------------------------------------------------------------
 
-    def _io_loop(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.request, zmq.POLLIN)
-        poller.register(self.outbox.fileno(), zmq.POLLIN)
-        try:
-            while not self._io_stop.is_set():
-                ready = dict(poller.poll(POLL_MS))
-                if self.request in ready:
-                    for _ in range(256):  # bounded, so replies keep flowing under load
-                        try:
-                            frames = self.request.recv_multipart(zmq.NOBLOCK, copy=False)
-                        except zmq.Again:
-                            break
-                        self._on_request(frames)
-                self._flush()
-            self._flush()
-        except Exception:  # pragma: no cover - a bug here must not leave a zombie runtime
-            log.exception("request loop failed")
-            self._shutting_down.set()
-        finally:
-            self.request.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
-            self.request.close()
-
-    def _flush(self) -> None:
-        for ident, frames in self.outbox.drain():
-            self.request.send_multipart([ident, *frames], copy=False)
-
-    def _on_request(self, frames: list[zmq.Frame]) -> None:
-        received = self._receive(frames)
-        if received is None:
+    def on_request(self, ident: bytes, frames: Sequence[Buffer]) -> None:
+        """One request-channel message from the client known to the front end as ``ident``;
+        every answer goes to ``outbox`` with that ident."""
+        message = self.authenticate(frames)
+        if message is None:
             return
-        ident, message = received
         try:
             check_msg_type(message.header, "request")
             content = decode_content(message, self.signed_buffers)
@@ -153,7 +117,7 @@ class Server:
             self.outbox.put(ident, self._protocol_error(message, exc))
             return
         call = Call(message.msg_id, ident, name, self.codec, self.outbox, self.calls.remove)
-        if self._shutting_down.is_set():
+        if self.shutting_down.is_set():
             call.fail("RuntimeShuttingDown", "the runtime is shutting down", [], "shutting_down")
             return
         try:
@@ -164,67 +128,48 @@ class Server:
         self.calls.add(call)
         self.pool.submit(run_call, call, spec, params, self.objects)
 
-    # -- control channel (control thread) -----------------------------------------------
+    # -- control channel ----------------------------------------------------------------
 
-    def _control_loop(self) -> None:
-        try:
-            while True:
-                if self._shutting_down.is_set():
-                    self._shutdown(None)
-                    return
-                if not self.control.poll(POLL_MS):
-                    continue
-                frames = self.control.recv_multipart(copy=False)
-                received = self._receive(frames)
-                if received is None:
-                    continue
-                ident, message = received
-                if self._on_control(ident, message):
-                    return
-        except Exception:  # pragma: no cover
-            log.exception("control loop failed")
-            self._shutdown(None)
-
-    def _reply(self, ident: bytes, frames: list[Buffer]) -> None:
-        self.control.send_multipart([ident, *frames], copy=False)
-
-    def _on_control(self, ident: bytes, message: Incoming) -> bool:
-        """Serve one control request; True once the runtime has shut down."""
+    def on_control(self, frames: Sequence[Buffer]) -> ControlOutcome:
+        """One control message; a shutdown_request cancels every call before returning."""
+        message = self.authenticate(frames)
+        if message is None:
+            return ControlOutcome(None)
         try:
             check_msg_type(message.header, "control")
             content = decode_content(message, self.signed_buffers)
         except ProtocolError as exc:
-            self._reply(ident, self._protocol_error(message, exc))
-            return False
+            return ControlOutcome(self._protocol_error(message, exc))
         kind, parent = message.msg_type, message.msg_id
         if kind == "hello_request":
             log.info("hello from %s", str(content.get("client", "?"))[:80])
-            self._reply(ident, self.codec.build("hello_reply", dict(self._hello or {}), parent))
-        elif kind == "heartbeat_request":
-            with self._dropped_lock:
-                dropped = dict(self.dropped)
-            reply = {"time": utc_now_iso(), "running": self.calls.ids(), "dropped": dropped}
-            self._reply(ident, self.codec.build("heartbeat_reply", reply, parent))
-        elif kind == "cancel_request":
+            return ControlOutcome(self.codec.build("hello_reply", dict(self.hello), parent))
+        if kind == "heartbeat_request":
+            reply = {
+                "time": utc_now_iso(),
+                "running": self.calls.ids(),
+                "dropped": self.dropped_counts(),
+            }
+            return ControlOutcome(self.codec.build("heartbeat_reply", reply, parent))
+        if kind == "cancel_request":
             target = content.get("request_id")
             if not isinstance(target, str):
                 err = ProtocolError("malformed", "cancel_request needs 'request_id' (a string)")
-                self._reply(ident, self._protocol_error(message, err))
-                return False
+                return ControlOutcome(self._protocol_error(message, err))
             call = self.calls.get(target)
             if call is not None:
                 call.cancel("cancel_request")
-            self._reply(
-                ident, self.codec.build("cancel_reply", {"found": call is not None}, parent)
-            )
-        elif kind == "shutdown_request":
-            self._shutdown((ident, parent))
-            return True
-        return False
+            found = {"found": call is not None}
+            return ControlOutcome(self.codec.build("cancel_reply", found, parent))
+        # shutdown_request: the only one left (check_msg_type refused the others)
+        cancelled = self.cancel_all()
+        reply = self.codec.build("shutdown_reply", {"cancelled": cancelled}, parent)
+        return ControlOutcome(reply, shutdown=True)
 
-    def _shutdown(self, reply_to: tuple[bytes, str] | None) -> None:
-        """Cancel every call, answer, stop the IO thread, close the sockets."""
-        self._shutting_down.set()
+    def cancel_all(self) -> list[str]:
+        """Refuse new calls, cancel every call, wait up to 2 s, then end the stuck ones on
+        their behalf; returns the ids of the calls that were running."""
+        self.shutting_down.set()
         log.info("shutting down")
         pending = self.calls.all()
         for call in pending:
@@ -232,22 +177,11 @@ class Server:
         if not self.calls.wait_empty(SHUTDOWN_GRACE_S):
             for call in self.calls.all():  # stuck in C code: end them on their behalf
                 call.finish("cancelled", {"reason": "shutdown"})
-        if reply_to is not None:
-            ident, parent = reply_to
-            ids = [c.request_id for c in pending]
-            self._reply(ident, self.codec.build("shutdown_reply", {"cancelled": ids}, parent))
-        self._io_stop.set()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
-        self.control.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
-        self.control.close()
-        self.stopped.set()
+        return [c.request_id for c in pending]
 
     def close(self) -> None:
-        """After ``stopped``: wait for queued messages (bounded by linger), free resources."""
+        """Free the pool (threads stuck in a method are left behind) and the outbox."""
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.ctx.term()
         self.outbox.close()
 
 
@@ -257,3 +191,4 @@ def remove_paths(paths: list[Path]) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+

@@ -1,0 +1,142 @@
+"""ZeroMQ front end: a request ROUTER on an IO thread, a control ROUTER on its own thread.
+
+pyzmq sockets are not thread-safe, so each socket is used by the one thread that owns it;
+workers hand their messages to the IO thread through the core's ``Outbox``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import zmq
+
+from ..protocol.replay import ReplayGuard
+from ..protocol.wire import Buffer
+from ..server import RuntimeCore
+
+log = logging.getLogger("nearpos_runtime.server")
+POLL_MS = 100
+FINAL_LINGER_MS = 1000
+
+
+class ZmqServer:
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        signed_buffers: bool,
+        max_message_bytes: int,
+        workers: int = 2,
+        replay: ReplayGuard | None = None,
+    ) -> None:
+        self.core = RuntimeCore(
+            key,
+            signed_buffers=signed_buffers,
+            max_message_bytes=max_message_bytes,
+            workers=workers,
+            replay=replay,
+            pid=os.getpid(),
+        )
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.request = self._socket()
+        self.control = self._socket()
+        self._shutdown_asked = threading.Event()
+        self._io_stop = threading.Event()
+        self.stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _socket(self) -> zmq.Socket[Any]:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)  # never let a close hang the process
+        return sock
+
+    def start(self) -> None:
+        for target, name in (
+            (self._io_loop, "nearpos-io"),
+            (self._control_loop, "nearpos-control"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def request_shutdown(self) -> None:
+        """From a signal handler or another thread: shut down as on shutdown_request."""
+        self._shutdown_asked.set()
+
+    # -- request channel (IO thread) ----------------------------------------------------
+
+    def _io_loop(self) -> None:
+        outbox = self.core.outbox
+        poller = zmq.Poller()
+        poller.register(self.request, zmq.POLLIN)
+        poller.register(outbox.fileno(), zmq.POLLIN)
+        try:
+            while not self._io_stop.is_set():
+                ready = dict(poller.poll(POLL_MS))
+                if self.request in ready:
+                    for _ in range(256):  # bounded, so replies keep flowing under load
+                        try:
+                            frames = self.request.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self.core.on_request(frames[0].bytes, [f.buffer for f in frames[1:]])
+                self._flush()
+            self._flush()
+        except Exception:  # pragma: no cover - a bug here must not leave a zombie runtime
+            log.exception("request loop failed")
+            self._shutdown_asked.set()
+        finally:
+            self.request.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
+            self.request.close()
+
+    def _flush(self) -> None:
+        for ident, frames in self.core.outbox.drain():
+            self.request.send_multipart([ident, *frames], copy=False)
+
+    # -- control channel (control thread) -----------------------------------------------
+
+    def _control_loop(self) -> None:
+        try:
+            while True:
+                if self._shutdown_asked.is_set():
+                    self.core.cancel_all()
+                    self._stop(None)
+                    return
+                if not self.control.poll(POLL_MS):
+                    continue
+                frames = self.control.recv_multipart(copy=False)
+                outcome = self.core.on_control([f.buffer for f in frames[1:]])
+                ident = frames[0].bytes
+                if outcome.shutdown:
+                    self._stop((ident, outcome.reply or []))
+                    return
+                if outcome.reply is not None:
+                    self._reply(ident, outcome.reply)
+        except Exception:  # pragma: no cover
+            log.exception("control loop failed")
+            self.core.cancel_all()
+            self._stop(None)
+
+    def _reply(self, ident: bytes, frames: list[Buffer]) -> None:
+        self.control.send_multipart([ident, *frames], copy=False)
+
+    def _stop(self, reply: tuple[bytes, list[Buffer]] | None) -> None:
+        """After the calls were cancelled: answer, stop the IO thread, close the sockets."""
+        if reply is not None:
+            self._reply(*reply)
+        self._io_stop.set()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        self.control.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
+        self.control.close()
+        self.stopped.set()
+
+    def close(self) -> None:
+        """After ``stopped``: wait for queued messages (bounded by linger), free resources."""
+        self.core.pool.shutdown(wait=False, cancel_futures=True)
+        self.ctx.term()
+        self.core.outbox.close()
