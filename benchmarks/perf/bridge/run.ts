@@ -37,12 +37,12 @@ interface ThroughputResult {
   gib_per_s: number;
 }
 
-async function latency(rt: Runtime, n: number): Promise<LatencyResult> {
-  for (let i = 0; i < Math.min(200, n); i++) await rt.call("echo", { i });
+async function latency(n: number, once: (i: number) => Promise<unknown>): Promise<LatencyResult> {
+  for (let i = 0; i < Math.min(200, n); i++) await once(i);
   const us: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = process.hrtime.bigint();
-    await rt.call("echo", { i });
+    await once(i);
     us.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   us.sort((a, b) => a - b);
@@ -74,17 +74,20 @@ async function throughput(rt: Runtime, direction: ThroughputResult["direction"],
 }
 
 const transports = ["zeromq"] as const;
-const results: Record<string, { latency: LatencyResult; throughput: ThroughputResult[] }> = {};
+const results: Record<string, { latency: LatencyResult; heartbeat: LatencyResult; throughput: ThroughputResult[] }> = {};
 for (const transport of transports) {
   await using rt = await Runtime.start({ transport });
-  const lat = await latency(rt, quick ? 500 : 5000);
+  const n = quick ? 500 : 5000;
+  const lat = await latency(n, (i) => rt.call("echo", { i }));
+  // The control channel's round trip: no worker thread involved, a floor for the request path.
+  const hb = await latency(n, () => rt.heartbeat());
   const thr: ThroughputResult[] = [];
   for (const mib of [4, 64]) {
     const reps = quick ? 3 : mib === 4 ? 30 : 10;
     thr.push(await throughput(rt, "ts_to_py", mib, reps));
     thr.push(await throughput(rt, "py_to_ts", mib, reps));
   }
-  results[transport] = { latency: lat, throughput: thr };
+  results[transport] = { latency: lat, heartbeat: hb, throughput: thr };
 }
 
 const report = {
@@ -100,6 +103,8 @@ const cols = ["measure", ...transports];
 const rows: string[][] = [
   ["echo p50 (us)", ...transports.map((t) => results[t]!.latency.p50_us.toFixed(0))],
   ["echo p99 (us)", ...transports.map((t) => results[t]!.latency.p99_us.toFixed(0))],
+  ["heartbeat p50 (us)", ...transports.map((t) => results[t]!.heartbeat.p50_us.toFixed(0))],
+  ["heartbeat p99 (us)", ...transports.map((t) => results[t]!.heartbeat.p99_us.toFixed(0))],
 ];
 for (const [i, r] of results[transports[0]]!.throughput.entries()) {
   rows.push([
