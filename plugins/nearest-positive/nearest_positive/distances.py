@@ -53,12 +53,18 @@ class Space:
             r_sq = a_sq if refs is None else (r * r).sum(1)
         return cls(kind, a, r, a_sq, r_sq)
 
-    def scores(self, rows: torch.Tensor) -> torch.Tensor:
-        """Scores of anchors `rows` against every reference: (len(rows), M), fresh memory."""
+    def scores(self, rows: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of anchors `rows` against every reference: (len(rows), M).
+
+        `out` (len(rows) x M, the work dtype) is reused when given: one scratch buffer for
+        all tiles keeps the allocator from holding several tiles' worth of memory.
+        """
         a = self.anchors[rows]
         if self.kind == "cosine":
-            return torch.mm(a, self.refs.t()).neg_()
-        return torch.addmm(self.ref_sq.unsqueeze(0), a, self.refs.t(), beta=1.0, alpha=-2.0)
+            return torch.mm(a, self.refs.t(), out=out).neg_()
+        return torch.addmm(
+            self.ref_sq.unsqueeze(0), a, self.refs.t(), beta=1.0, alpha=-2.0, out=out
+        )
 
     def to_distance(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Distances from scores; `rows` are the anchors the scores belong to (broadcast)."""

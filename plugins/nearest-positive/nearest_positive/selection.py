@@ -79,10 +79,32 @@ def prepare(
     return Prepared(space, lab, rlab, matches, rows)
 
 
-def positive_candidates(p: Prepared, rows: torch.Tensor, fill: float) -> torch.Tensor:
+class Scratch:
+    """Tile-sized buffers reused across tiles (scores and one bool mask)."""
+
+    def __init__(self, p: Prepared) -> None:
+        m = p.space.refs.shape[0]
+        t = min(p.rows_per_tile, max(p.space.anchors.shape[0], 1))
+        dev = p.space.anchors.device
+        self.scores = torch.empty((t, m), dtype=p.space.anchors.dtype, device=dev)
+        self.mask = torch.empty((t, m), dtype=torch.bool, device=dev)
+
+    def views(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scores[:n], self.mask[:n]
+
+
+def positive_candidates(
+    p: Prepared, rows: torch.Tensor, fill: float, scratch: Scratch | None = None
+) -> torch.Tensor:
     """Scores of `rows` with every non-candidate (other label, same id) set to `fill`."""
-    s = p.space.scores(rows)
-    s.masked_fill_(p.labels[rows].unsqueeze(1) != p.ref_labels.unsqueeze(0), fill)
+    if scratch is None:
+        s = p.space.scores(rows)
+        mask = p.labels[rows].unsqueeze(1) != p.ref_labels.unsqueeze(0)
+    else:
+        sbuf, mask = scratch.views(len(rows))
+        s = p.space.scores(rows, out=sbuf)
+        torch.ne(p.labels[rows].unsqueeze(1), p.ref_labels.unsqueeze(0), out=mask)
+    s.masked_fill_(mask, fill)
     local, cols = p.self_matches.pairs(rows)
     if len(local):
         s[local, cols] = fill
@@ -105,6 +127,7 @@ def refine_ties(
     idx: torch.Tensor,
     ok: torch.Tensor,
     largest: bool,
+    scratch: Scratch | None = None,
 ) -> torch.Tensor:
     """Make ties exact: the matmul gives identical reference rows slightly different
     scores depending on their column position, so near-best candidates are compared again
@@ -114,7 +137,8 @@ def refine_ties(
     tol = TIE_RTOL[s.dtype] * scale
     v = torch.where(ok, val, torch.zeros_like(val))
     gap = (v - tol).unsqueeze(1) if largest else (v + tol).unsqueeze(1)
-    near = (s >= gap) if largest else (s <= gap)
+    out = None if scratch is None else scratch.views(len(rows))[1]
+    near = torch.ge(s, gap, out=out) if largest else torch.le(s, gap, out=out)
     near &= ok.unsqueeze(1)
     count = int(near.sum())
     if count <= int(ok.sum()) or count > MAX_TIES_PER_ROW * len(rows):
@@ -146,17 +170,18 @@ def choose_positives(
     found = torch.zeros(n, dtype=torch.bool, device=device)
     if p.space.refs.shape[0] == 0:
         return best, best_score, found
+    scratch = Scratch(p) if strategy != "random" else None
     for rows in tiles(n, p.rows_per_tile, device):
         if strategy == "nearest":
-            s = positive_candidates(p, rows, float("inf"))
+            s = positive_candidates(p, rows, float("inf"), scratch)
             val, idx = s.min(1)  # first index on ties, like torch.argmin
             ok = torch.isfinite(val)
-            idx = refine_ties(p, rows, s, val, idx, ok, largest=False)
+            idx = refine_ties(p, rows, s, val, idx, ok, largest=False, scratch=scratch)
         elif strategy == "hardest":
-            s = positive_candidates(p, rows, float("-inf"))
+            s = positive_candidates(p, rows, float("-inf"), scratch)
             val, idx = s.max(1)
             ok = torch.isfinite(val)
-            idx = refine_ties(p, rows, s, val, idx, ok, largest=True)
+            idx = refine_ties(p, rows, s, val, idx, ok, largest=True, scratch=scratch)
         else:  # random: uniform among candidates, via random keys on a masked tile
             s = positive_candidates(p, rows, float("nan"))
             keys = torch.rand(s.shape, generator=generator, device=device, dtype=s.dtype)

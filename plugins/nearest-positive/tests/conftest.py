@@ -1,7 +1,13 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# helper modules (np_*.py) sit next to the tests; importlib import mode does not add
+# this folder to sys.path by itself
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture

@@ -1,0 +1,192 @@
+"""Mining benchmark: `select` vs PML BatchEasyHardMiner(pos_strategy="easy") vs a bare matmul.
+
+Each measurement runs in a fresh child process, so its peak memory is measured from a clean
+baseline: a thread samples the process RSS (/proc/self/statm, every 0.5 ms) and reports
+the high-water mark above the RSS just before the call. On CUDA the figure is
+torch.cuda.max_memory_allocated above the allocation before the call.
+
+    python benchmarks/perf/mining/run.py                 # CPU, all sizes
+    python benchmarks/perf/mining/run.py --device cuda
+    python benchmarks/perf/mining/run.py --tile-sweep 8192
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SIZES = [1024, 4096, 8192, 16384, 65536]
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class PeakRSS:
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRSS:
+        self.base = rss()
+        self.peak = self.base
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss())
+            time.sleep(0.0005)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, rss())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
+
+
+def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat: int) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    e = torch.randn(n, dim, device=dev)
+    y = torch.arange(n // 4, device=dev).repeat_interleave(4)
+    if method == "select":
+        from nearest_positive import select
+
+        def fn():
+            return select(e, y, tile_size=tile)
+    elif method == "pml":
+        from pytorch_metric_learning.miners import BatchEasyHardMiner
+
+        m = BatchEasyHardMiner(pos_strategy="easy", neg_strategy="all")
+
+        def fn():
+            return m(e, y)
+    else:
+        def fn():
+            return torch.mm(e, e.t())
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    # warm-up on the real input: first-call costs (thread pools, allocator arenas, lazy
+    # library loading) are not the method's memory
+    del_out = fn()
+    del del_out
+    times, peaks = [], []
+    for _ in range(repeat):
+        sync()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        with PeakRSS() as mem:
+            t = time.perf_counter()
+            out = fn()
+            sync()
+            times.append(time.perf_counter() - t)
+        del out
+        peaks.append(
+            torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else mem.extra
+        )
+    return {"seconds": min(times), "peak_extra_bytes": max(peaks)}
+
+
+def measure(method, n, dim, device, tile, repeat, timeout):
+    cmd = [sys.executable, __file__, "--worker", method, str(n), str(dim), device,
+           str(tile or 0), str(repeat)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"timed out after {timeout} s"}
+    if out.returncode != 0:
+        return {"skipped": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def fmt(r: dict) -> str:
+    if "skipped" in r:
+        return f"{'skipped':>9} {'':>10}"
+    return f"{r['seconds']:9.3f} {r['peak_extra_bytes'] / 2**20:10.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES, help="B = M values")
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best time)")
+    ap.add_argument("--pml-max", type=int, default=8192,
+                    help="largest size for PML (its B x M temporaries: ~29 bytes per entry)")
+    ap.add_argument("--matmul-max-gib", type=float, default=4.0,
+                    help="skip the bare matmul when its B x M float32 output exceeds this")
+    ap.add_argument("--tile-sweep", type=int, metavar="N",
+                    help="instead: time select at size N for several tile sizes")
+    ap.add_argument("--timeout", type=float, default=600.0, help="per measurement, seconds")
+    ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        method, n, dim, device, tile, repeat = a.worker
+        print(json.dumps(worker(method, int(n), int(dim), device, int(tile) or None, int(repeat))))
+        return
+
+    import torch
+
+    meta = {"device": a.device, "dim": a.dim, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "command": " ".join(sys.argv)}
+    rows = []
+    if a.tile_sweep:
+        n = a.tile_sweep
+        print(f"select at B = M = {n}, d = {a.dim}, {a.device}: tile size sweep")
+        print(f"{'tile':>6} {'seconds':>9} {'extra MiB':>10}")
+        for tile in (64, 128, 256, 512, 1024, 2048, 0):
+            r = measure("select", n, a.dim, a.device, tile, a.repeat, a.timeout)
+            rows.append({"tile": tile or "auto", **r})
+            print(f"{tile or 'auto':>6} {fmt(r)}")
+    else:
+        print(f"B = M, d = {a.dim}, {a.device}; time = best of {a.repeat}; "
+              "extra = peak memory above the inputs")
+        print(f"{'size':>6} | {'select s':>9} {'MiB':>10} | {'PML s':>9} {'MiB':>10} | "
+              f"{'matmul s':>9} {'MiB':>10} | {'select/matmul':>13}")
+        for n in a.sizes:
+            rep = a.repeat if n <= 16384 else 1
+            sel = measure("select", n, a.dim, a.device, None, rep, a.timeout)
+            pml_gib = 29 * n * n / 2**30
+            pml = (measure("pml", n, a.dim, a.device, None, rep, a.timeout) if n <= a.pml_max
+                   else {"skipped": f"size > --pml-max {a.pml_max} (~{pml_gib:.1f} GiB)"})
+            mm = (measure("matmul", n, a.dim, a.device, None, rep, a.timeout)
+                  if n * n * 4 <= a.matmul_max_gib * 2**30
+                  else {"skipped": f"output {n * n * 4 / 2**30:.0f} GiB > --matmul-max-gib"})
+            ratio = (f"{sel['seconds'] / mm['seconds']:13.2f}"
+                     if "seconds" in sel and "seconds" in mm else f"{'-':>13}")
+            print(f"{n:>6} | {fmt(sel)} | {fmt(pml)} | {fmt(mm)} | {ratio}")
+            for name, r in (("pml", pml), ("matmul", mm)):
+                if "skipped" in r:
+                    print(f"         {name} skipped at {n}: {r['skipped']}")
+            rows.append({"size": n, "select": sel, "pml_easy_hard": pml, "matmul": mm})
+    a.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    print(f"figures written to {a.out}")
+
+
+if __name__ == "__main__":
+    main()
