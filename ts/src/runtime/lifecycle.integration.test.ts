@@ -17,6 +17,10 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
     const rt = await Runtime.start({ transport });
     const exits: unknown[] = [];
     rt.on("exit", (e) => exits.push(e));
+    const iterated: string[] = [];
+    const iterating = (async () => {
+      for await (const e of rt.events()) iterated.push(e.type);
+    })();
     const pending = [
       ...Array.from({ length: 4 }, () => rt.call("sleep", { seconds: 30 })),
       rt.call("sleep", { seconds: 30 }, { signal: new AbortController().signal }),
@@ -37,6 +41,8 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
     const later = await rt.call("echo", {}).catch((e: unknown) => e);
     expect(later).toBeInstanceOf(RuntimeExitedError);
     expect(exits).toEqual([expect.objectContaining({ type: "exit", signal: "SIGKILL", expected: false })]);
+    await iterating; // the iterator ends once the runtime is gone
+    expect(iterated).toContain("exit");
     await rt.close();
     expect(existsSync(ipcDir(rt))).toBe(false);
   });

@@ -135,6 +135,13 @@ describe.each(transports)("hostile frames over %s", () => {
     expect(c.ename).toBe("ProtocolError");
   });
 
+  it("refuses params larger than the runtime accepts before sending them", async () => {
+    const before = (await rt.heartbeat()).dropped.oversized;
+    const err = await rt.call("echo", { t: Tensor.zeros([MAX / 4 + 1]) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "invalid_config", field: "params" });
+    expect((await rt.heartbeat()).dropped.oversized).toBe(before);
+  });
+
   it("keeps serving after all of that", async () => {
     expect(await rt.call("echo", { still: "here" })).toEqual({ still: "here" });
     expect(rt.dropped).toEqual({ malformed: 0, oversized: 0, bad_signature: 0, replayed: 0 });
