@@ -63,17 +63,26 @@ def set_parent_death_signal(original_ppid: int) -> bool:
     return True
 
 
-def exit_when_main_thread_ends(code: int = 1) -> threading.Thread:
-    """Daemon thread ending the process as soon as the main thread ends, so worker threads
-    busy in a method cannot keep it alive (pythonia: its reader is the main thread and
-    ends at end-of-file of its pipe, that is when Node went away)."""
+def exit_when_main_thread_ends(code: int = 1) -> None:
+    """End the process as soon as the main thread ends, before anything joins worker
+    threads busy in a method (pythonia: its reader is the main thread and ends at
+    end-of-file of its pipe, that is when Node went away)."""
+    import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered first)
 
-    def watch() -> None:
-        threading.main_thread().join()
+    def exit_now() -> None:
         log.warning("main thread ended: parent gone, exiting")
         logging.shutdown()
         os._exit(code)
 
-    thread = threading.Thread(target=watch, name="nearpos-main-watch", daemon=True)
-    thread.start()
-    return thread
+    # Hooks registered here run in reverse order at interpreter shutdown, before
+    # threads are joined, so this one runs before the thread pool's join.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(exit_now)
+        return
+
+    def watch() -> None:  # pragma: no cover - Python without _register_atexit
+        threading.main_thread().join()
+        exit_now()
+
+    threading.Thread(target=watch, name="nearpos-main-watch", daemon=True).start()

@@ -191,4 +191,3 @@ def remove_paths(paths: list[Path]) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
-
