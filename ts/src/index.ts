@@ -26,6 +26,8 @@ export {
   ClosedError,
 } from "./errors.ts";
 export type { NearposErrorOptions } from "./errors.ts";
+export { train, embed, evaluate, saveCheckpoint, loadCheckpoint } from "./training/index.ts";
+export type * from "./training/index.ts";
 export { PROTOCOL_VERSION } from "./protocol/version.ts";
 export type {
   HelloReply,

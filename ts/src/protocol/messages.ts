@@ -95,7 +95,10 @@ export type StepEvent = EventBase<
 /** `epoch` from `train`. */
 export type EpochEvent = EventBase<"epoch", { epoch: number; step: number; loss: number }>;
 /** `eval` from `train` and `evaluate`. */
-export type EvalEvent = EventBase<"eval", { step: number; metrics: Record<string, number> }>;
+export type EvalEvent = EventBase<
+  "eval",
+  { step: number; metrics: { coarse: Record<string, number>; fine?: Record<string, number> } }
+>;
 /** `checkpoint` from `train`. */
 export type CheckpointEvent = EventBase<"checkpoint", { step: number; path: string }>;
 /** `warning` from any method. */

@@ -1,3 +1,15 @@
+import * as training from "../training/index.ts";
+import type {
+  CheckpointLoadParams,
+  CheckpointSaveParams,
+  EmbedParams,
+  EmbedResult,
+  EvaluateParams,
+  EvaluateResult,
+  TrainConfig,
+  TrainOptions,
+  TrainRun,
+} from "../training/index.ts";
 import { readFileSync } from "node:fs";
 import {
   CancelledError,
@@ -378,6 +390,41 @@ export class Runtime implements AsyncDisposable {
   /** Computes a loss with a sampler's triplets (the `loss` method). */
   async loss(params: LossParams, options: CallOptions = {}): Promise<LossResult> {
     return this.call<LossResult>("loss", { loss_config: {}, config: {}, ...params }, options);
+  }
+
+  /**
+   * Starts a training run (the `train` method; see docs/training.md).
+   * @param config - validated against the runtime's schema before anything is sent
+   * @returns the run: `events` (step, epoch, eval, checkpoint, warning) and `result`
+   * @example
+   * ```ts
+   * const run = rt.train({ data: { kind: "mnist" }, model: { kind: "mlp" }, steps: 200 });
+   * for await (const ev of run.events) if (ev.type === "eval") console.log(ev.data.metrics.coarse);
+   * const { model, metrics } = await run.result;
+   * ```
+   */
+  train(config: TrainConfig, options: TrainOptions = {}): TrainRun {
+    return training.train(this, config, options);
+  }
+
+  /** Embeds a data set with a trained model (the `embed` method). */
+  embed(params: EmbedParams, options: { signal?: AbortSignal } = {}): Promise<EmbedResult> {
+    return training.embed(this, params, options);
+  }
+
+  /** Retrieval metrics (Recall@K, MAP@R, R-Precision, NMI) of a model or of given embeddings. */
+  evaluate(params: EvaluateParams, options: { signal?: AbortSignal } = {}): Promise<EvaluateResult> {
+    return training.evaluate(this, params, options);
+  }
+
+  /** Writes a model checkpoint atomically (the `checkpoint_save` method). */
+  saveCheckpoint(params: CheckpointSaveParams): Promise<{ path: string }> {
+    return training.saveCheckpoint(this, params);
+  }
+
+  /** Loads a checkpoint (weights only) and returns a model handle (the `checkpoint_load` method). */
+  loadCheckpoint(params: CheckpointLoadParams): Promise<{ model: string; model_config: Record<string, unknown> }> {
+    return training.loadCheckpoint(this, params);
   }
 
   /**
