@@ -1,5 +1,9 @@
 """Mining benchmark: `select` vs PML BatchEasyHardMiner(pos_strategy="easy") vs a bare matmul.
 
+Labels are P classes x 4. `select` picks its grouped path there (compare within classes);
+"dense" forces the general path (row tiles over all M rows), the cost when a class is a
+large part of the reference set.
+
 Each measurement runs in a fresh child process, so its peak memory is measured from a clean
 baseline: a thread samples the process RSS (/proc/self/statm, every 0.5 ms) and reports
 the high-water mark above the RSS just before the call. On CUDA the figure is
@@ -66,8 +70,11 @@ def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat:
     dev = torch.device(device)
     e = torch.randn(n, dim, device=dev)
     y = torch.arange(n // 4, device=dev).repeat_interleave(4)
-    if method == "select":
-        from nearest_positive import select
+    if method in ("select", "select-dense"):
+        from nearest_positive import select, selection
+
+        if method == "select-dense":  # the general path: tiles over all M reference rows
+            selection.GROUPED_MAX_FRACTION = 0.0
 
         def fn():
             return select(e, y, tile_size=tile)
@@ -134,6 +141,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best time)")
+    ap.add_argument("--dense-max", type=int, default=16384,
+                    help="largest size for the forced dense (all-rows) select path")
     ap.add_argument("--pml-max", type=int, default=8192,
                     help="largest size for PML (its B x M temporaries: ~29 bytes per entry)")
     ap.add_argument("--matmul-max-gib", type=float, default=4.0,
@@ -160,30 +169,37 @@ def main() -> None:
         print(f"select at B = M = {n}, d = {a.dim}, {a.device}: tile size sweep")
         print(f"{'tile':>6} {'seconds':>9} {'extra MiB':>10}")
         for tile in (64, 128, 256, 512, 1024, 2048, 0):
-            r = measure("select", n, a.dim, a.device, tile, a.repeat, a.timeout)
+            r = measure("select-dense", n, a.dim, a.device, tile, a.repeat, a.timeout)
             rows.append({"tile": tile or "auto", **r})
             print(f"{tile or 'auto':>6} {fmt(r)}")
     else:
         print(f"B = M, d = {a.dim}, {a.device}; time = best of {a.repeat}; "
               "extra = peak memory above the inputs")
-        print(f"{'size':>6} | {'select s':>9} {'MiB':>10} | {'PML s':>9} {'MiB':>10} | "
-              f"{'matmul s':>9} {'MiB':>10} | {'select/matmul':>13}")
+        print(f"{'size':>6} | {'select s':>9} {'MiB':>10} | {'dense s':>9} {'MiB':>10} | "
+              f"{'PML s':>9} {'MiB':>10} | {'matmul s':>9} {'MiB':>10} | {'sel/mm':>6} "
+              f"{'dense/mm':>8}")
         for n in a.sizes:
             rep = a.repeat if n <= 16384 else 1
             sel = measure("select", n, a.dim, a.device, None, rep, a.timeout)
+            dense = (measure("select-dense", n, a.dim, a.device, None, rep, a.timeout)
+                     if n <= a.dense_max else {"skipped": f"size > --dense-max {a.dense_max}"})
             pml_gib = 29 * n * n / 2**30
             pml = (measure("pml", n, a.dim, a.device, None, rep, a.timeout) if n <= a.pml_max
                    else {"skipped": f"size > --pml-max {a.pml_max} (~{pml_gib:.1f} GiB)"})
             mm = (measure("matmul", n, a.dim, a.device, None, rep, a.timeout)
                   if n * n * 4 <= a.matmul_max_gib * 2**30
                   else {"skipped": f"output {n * n * 4 / 2**30:.0f} GiB > --matmul-max-gib"})
-            ratio = (f"{sel['seconds'] / mm['seconds']:13.2f}"
-                     if "seconds" in sel and "seconds" in mm else f"{'-':>13}")
-            print(f"{n:>6} | {fmt(sel)} | {fmt(pml)} | {fmt(mm)} | {ratio}")
-            for name, r in (("pml", pml), ("matmul", mm)):
+            def ratio(r: dict, w: int) -> str:
+                ok = "seconds" in r and "seconds" in mm
+                return f"{r['seconds'] / mm['seconds']:{w}.2f}" if ok else f"{'-':>{w}}"
+
+            print(f"{n:>6} | {fmt(sel)} | {fmt(dense)} | {fmt(pml)} | {fmt(mm)} | "
+                  f"{ratio(sel, 6)} {ratio(dense, 8)}")
+            for name, r in (("dense", dense), ("pml", pml), ("matmul", mm)):
                 if "skipped" in r:
                     print(f"         {name} skipped at {n}: {r['skipped']}")
-            rows.append({"size": n, "select": sel, "pml_easy_hard": pml, "matmul": mm})
+            rows.append({"size": n, "select": sel, "select_dense": dense, "pml_easy_hard": pml,
+                         "matmul": mm})
     a.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     print(f"figures written to {a.out}")
 

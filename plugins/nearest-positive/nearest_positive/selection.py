@@ -40,6 +40,8 @@ class Prepared(NamedTuple):
     ref_labels: torch.Tensor
     self_matches: SelfMatches
     rows_per_tile: int
+    ids: torch.Tensor | None  # None: the reference shares no identity with the batch
+    ref_ids: torch.Tensor | None
 
 
 def prepare(
@@ -64,19 +66,22 @@ def prepare(
     space = Space.build(emb, ref, distance, bool(normalize))
     if ref is None:
         rlab = lab
-        own = torch.arange(emb.shape[0], device=device) if i is None else i.to(device)
+        own = torch.arange(emb.shape[0], device=device) if i is None else i.to(device).long()
         matches = SelfMatches.from_ids(own, own)
+        a_ids, r_ids = own, own
     elif i is None:
         # A separate reference set with no ids shares no identity with the batch.
         matches = SelfMatches.none(emb.shape[0], device)
+        a_ids = r_ids = None
     else:
-        matches = SelfMatches.from_ids(i.to(device), ri.to(device))  # type: ignore[union-attr]
+        a_ids, r_ids = i.to(device).long(), ri.to(device).long()  # type: ignore[union-attr]
+        matches = SelfMatches.from_ids(a_ids, r_ids)
     assert rlab is not None
     rlab = rlab.to(device)
     rows = tile_rows(
         emb.shape[0], space.refs.shape[0], tile_size, space.refs.element_size()
     )
-    return Prepared(space, lab, rlab, matches, rows)
+    return Prepared(space, lab, rlab, matches, rows, a_ids, r_ids)
 
 
 class Scratch:
@@ -157,13 +162,75 @@ def refine_ties(
     return torch.where(ok, first, idx)
 
 
+#: The grouped path is used when the largest class in the reference holds at most this
+#: fraction of its rows (then comparing within classes is far cheaper than B x M).
+GROUPED_MAX_FRACTION = 1 / 16
+#: Scratch budget of the grouped path (bytes of gathered candidate rows per tile).
+GROUPED_BUDGET_BYTES = 16 * 2**20
+
+
+def choose_positives_grouped(
+    p: Prepared, strategy: str, generator: torch.Generator | None, kmax: int,
+    order: torch.Tensor, lo: torch.Tensor, cnt: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positives compared within each label only: anchors gather their class's reference
+    rows (sorted by label, then index) and measure exact distances to them."""
+    sp = p.space
+    n, d = sp.anchors.shape
+    device = sp.anchors.device
+    best = torch.zeros(n, dtype=torch.long, device=device)
+    best_score = torch.zeros(n, dtype=sp.anchors.dtype, device=device)
+    found = torch.zeros(n, dtype=torch.bool, device=device)
+    rows_per = max(1, GROUPED_BUDGET_BYTES // (kmax * (d + 4) * sp.anchors.element_size()))
+    k = torch.arange(kmax, device=device)
+    m = sp.refs.shape[0]
+    for rows in tiles(n, rows_per, device):
+        valid = k.unsqueeze(0) < cnt[rows].unsqueeze(1)
+        cand = order[(lo[rows].unsqueeze(1) + k).clamp(max=m - 1)]
+        if p.ids is not None and p.ref_ids is not None:
+            valid &= p.ref_ids[cand] != p.ids[rows].unsqueeze(1)
+        a = sp.anchors[rows].unsqueeze(1)
+        r = sp.refs[cand]
+        if sp.kind == "cosine":
+            score = -(a * r).sum(-1)
+        else:  # exact squared distance, in score units (d^2 - |a|^2)
+            score = (a - r).pow(2).sum(-1) - sp.anchor_sq[rows].unsqueeze(1)
+        if strategy == "nearest":
+            val, j = score.masked_fill(~valid, float("inf")).min(1)
+        elif strategy == "hardest":
+            val, j = score.masked_fill(~valid, float("-inf")).max(1)
+        else:
+            keys = torch.rand(score.shape, generator=generator, device=device, dtype=score.dtype)
+            _, j = keys.masked_fill(~valid, -1.0).max(1)
+            val = score.gather(1, j.unsqueeze(1)).squeeze(1)
+        best[rows] = cand.gather(1, j.unsqueeze(1)).squeeze(1)
+        best_score[rows] = val
+        found[rows] = valid.any(1)
+    return best, best_score, found
+
+
 def choose_positives(
     p: Prepared,
     strategy: str,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(positive index per anchor, its score, has-candidate mask) for every anchor."""
+    """(positive index per anchor, its score, has-candidate mask) for every anchor.
+
+    Two exact paths: grouped by label when classes are small relative to the reference
+    (the usual P x K batch), else dense row tiles with a masked arg-min over all rows.
+    """
     n = p.space.anchors.shape[0]
+    m = p.space.refs.shape[0]
+    if n and m:
+        sorted_labels, order = torch.sort(p.ref_labels, stable=True)
+        lo = torch.searchsorted(sorted_labels, p.labels, side="left")
+        cnt = torch.searchsorted(sorted_labels, p.labels, side="right") - lo
+        kmax = int(cnt.max())
+        if kmax == 0:
+            z = torch.zeros(n, dtype=torch.long, device=p.space.anchors.device)
+            return z, z.to(p.space.anchors.dtype), z.bool()
+        if kmax <= GROUPED_MAX_FRACTION * m:
+            return choose_positives_grouped(p, strategy, generator, kmax, order, lo, cnt)
     device = p.space.anchors.device
     best = torch.zeros(n, dtype=torch.long, device=device)
     best_score = torch.zeros(n, dtype=p.space.anchors.dtype, device=device)

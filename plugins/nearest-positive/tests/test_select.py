@@ -3,6 +3,7 @@ import torch
 from np_reference import nearest
 
 from nearest_positive import select
+from nearest_positive import selection as selection_module
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 KINDS = ["euclidean", "squared_euclidean", "cosine"]
@@ -38,8 +39,16 @@ def make_case(seed: int):
     return emb, labels, ref, ref_labels, ids, ref_ids, integer
 
 
+@pytest.fixture(params=["grouped", "dense"])
+def path(request, monkeypatch):
+    """Run with each exact path: within-label groups, or dense tiles over all rows."""
+    fraction = 1.0 if request.param == "grouped" else 0.0
+    monkeypatch.setattr(selection_module, "GROUPED_MAX_FRACTION", fraction)
+    return request.param
+
+
 @pytest.mark.parametrize("chunk", range(4))
-def test_matches_brute_force(chunk, device):
+def test_matches_brute_force(chunk, path, device):
     for seed in range(chunk * 60, chunk * 60 + 60):  # 240 cases
         emb, labels, ref, ref_labels, ids, ref_ids, integer = make_case(seed)
         dtype = DTYPES[seed % 4]
@@ -81,7 +90,7 @@ def test_matches_brute_force(chunk, device):
             assert abs(float(res.distances[list(got).index(i)]) - d[j]) < 1e-4 * (1 + d[j])
 
 
-def test_duplicates_and_copies_tie_to_smallest_index(device):
+def test_duplicates_and_copies_tie_to_smallest_index(path, device):
     torch.manual_seed(0)
     for trial in range(12):
         b, k = 20, 6
@@ -109,7 +118,7 @@ def test_reference_with_batch_copies_excludes_self_before_choosing(device):
     assert res.missing == 2  # classes 2 and 3 have one sample each
 
 
-def test_tiles_do_not_change_the_result(device):
+def test_tiles_do_not_change_the_result(path, device):
     torch.manual_seed(2)
     e = torch.randn(300, 16, device=device)
     y = torch.randint(0, 20, (300,), device=device)
@@ -135,7 +144,7 @@ def test_on_missing_error_names_the_rows():
         select(e, torch.tensor([0, 0, 0, 2]), on_missing="error")
 
 
-def test_random_and_hardest_positive_strategies():
+def test_random_and_hardest_positive_strategies(path):
     torch.manual_seed(3)
     e = torch.randn(40, 5)
     y = torch.randint(0, 4, (40,))
