@@ -196,6 +196,19 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Replaces `${NAME}` and `${NAME:-default}` in every string of a config with the environment's
+ * value (data roots and weight files differ per machine; the manifest records the result).
+ */
+export function expandEnv<T>(value: T, env: NodeJS.ProcessEnv = process.env): T {
+  if (typeof value === "string") {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => env[name] ?? def ?? "") as T;
+  }
+  if (Array.isArray(value)) return value.map((v) => expandEnv(v, env)) as T;
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env)])) as T;
+  return value;
+}
+
 /** One run of the matrix. */
 export interface RunSpec {
   /** Stable id: <loss id>__<sampler>__s<seed>. */
@@ -234,8 +247,8 @@ export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
     });
   }
   const seeds = sel.seeds ?? (sel.quick ? (suite.quick?.seeds ?? suite.seeds) : suite.seeds);
-  let base = suite.train;
-  if (sel.quick && suite.quick) base = deepMerge(base, suite.quick.train);
+  let base = expandEnv(suite.train);
+  if (sel.quick && suite.quick) base = deepMerge(base, expandEnv(suite.quick.train));
   if (sel.device) base = { ...base, device: sel.device };
   const runs: RunSpec[] = [];
   for (const l of losses) {

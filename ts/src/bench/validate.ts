@@ -7,7 +7,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { jsonPath, type RunSpec, type Suite } from "./suite.ts";
+import { expandEnv, jsonPath, type RunSpec, type Suite } from "./suite.ts";
 
 /** Pydantic writes `discriminator.mapping`, which ajv does not support: drop it (the tag's `const` decides). */
 function stripMappings(schema: unknown): unknown {
@@ -132,8 +132,9 @@ export interface DataPathCheck {
 /** Data paths (`train.data.root`, `.dir`, model `weights`) named by the suite, checked for presence only. */
 export function checkDataPaths(suite: Suite): DataPathCheck[] {
   const out: DataPathCheck[] = [];
-  const data = suite.train.data as Record<string, unknown> | undefined;
-  const model = suite.train.model as Record<string, unknown> | undefined;
+  const train = expandEnv(suite.train);
+  const data = train.data as Record<string, unknown> | undefined;
+  const model = train.model as Record<string, unknown> | undefined;
   const fields: [string, unknown][] = [
     ["$.train.data.root", data?.root],
     ["$.train.data.dir", data?.dir],
@@ -141,7 +142,7 @@ export function checkDataPaths(suite: Suite): DataPathCheck[] {
   ];
   for (const [field, v] of fields) {
     if (typeof v !== "string" || v.length === 0) continue;
-    const p = resolve(v.replace(/^\$\{?(\w+)\}?/, (_m, name: string) => process.env[name] ?? `$${name}`));
+    const p = resolve(v);
     out.push({ path: p, field, exists: existsSync(p) });
   }
   return out;
