@@ -9,7 +9,7 @@ export type { MineParams, MineResult, LossParams, LossResult, CallWithEventsOpti
 export type { Call } from "./runtime/call.ts";
 export { RuntimeOptionsSchema, ConnectOptionsSchema } from "./runtime/options.ts";
 export type { RuntimeOptions, ResolvedRuntimeOptions, ConnectOptions, CallOptions } from "./runtime/options.ts";
-export type { RuntimeLifecycleEvent, LogEvent, ExitEvent, DroppedEvent } from "./runtime/emitter.ts";
+export type { RuntimeLifecycleEvent, LogEvent, ExitEvent, DroppedEvent, RuntimeWarningEvent } from "./runtime/emitter.ts";
 export { Tensor, DTYPES, isDType, itemsize } from "./tensor.ts";
 export type { DType, TensorData, TypedArrayFor } from "./tensor.ts";
 export {
@@ -45,4 +45,5 @@ export type {
   OtherEvent,
 } from "./protocol/messages.ts";
 export type { Transport, TransportFactory, Channel, Endpoints, IncomingFrames } from "./transport/transport.ts";
+export type { TransportName } from "./runtime/runtime.ts";
 export type { DropCounts, DropReason } from "./protocol/wire.ts";

@@ -25,8 +25,14 @@ export interface DroppedEvent {
   channel: Channel;
 }
 
+/** Something the user should know, e.g. that `transport: "auto"` fell back to pythonia. */
+export interface RuntimeWarningEvent {
+  type: "warning";
+  message: string;
+}
+
 /** Events of the runtime handle itself, discriminated on `type`. */
-export type RuntimeLifecycleEvent = LogEvent | ExitEvent | DroppedEvent;
+export type RuntimeLifecycleEvent = LogEvent | ExitEvent | DroppedEvent | RuntimeWarningEvent;
 
 type Listener<T extends RuntimeLifecycleEvent["type"]> = (e: Extract<RuntimeLifecycleEvent, { type: T }>) => void;
 

@@ -8,8 +8,9 @@ import { Runtime } from "./runtime.ts";
 import { REPO_ROOT } from "./process.ts";
 import { processAlive, transports, waitGone } from "./fixtures/helpers.ts";
 
-function ipcDir(rt: Runtime): string {
-  return dirname(rt.endpoints.request.replace(/^ipc:\/\//, ""));
+// The private directory of a ZeroMQ runtime; pythonia has none (nothing to leave behind).
+function ipcDir(rt: Runtime): string | undefined {
+  return rt.transport === "zeromq" ? dirname(rt.endpoints.request.replace(/^ipc:\/\//, "")) : undefined;
 }
 
 describe.each(transports)("runtime lifecycle over %s", (transport) => {
@@ -44,20 +45,22 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
     await iterating; // the iterator ends once the runtime is gone
     expect(iterated).toContain("exit");
     await rt.close();
-    expect(existsSync(ipcDir(rt))).toBe(false);
+    const dir = ipcDir(rt);
+    if (dir) expect(existsSync(dir)).toBe(false);
   });
 
   it("close() leaves no process, socket or directory, and is idempotent", async () => {
     const rt = await Runtime.start({ transport });
+    expect(rt.transport).toBe(transport);
     const pid = rt.pid;
     const dir = ipcDir(rt);
-    expect(existsSync(join(dir, "connection.json"))).toBe(true);
+    if (dir) expect(existsSync(join(dir, "connection.json"))).toBe(true);
     const inflight = rt.call("sleep", { seconds: 30 }).catch((e: unknown) => e);
     // `await using` calls Symbol.asyncDispose: the same close, run once.
     await Promise.all([rt.close(), rt[Symbol.asyncDispose](), rt.close()]);
     await rt.close();
     expect(processAlive(pid)).toBe(false);
-    expect(existsSync(dir)).toBe(false);
+    if (dir) expect(existsSync(dir)).toBe(false);
     const inflightErr = await inflight;
     expect(inflightErr, String(inflightErr)).toMatchObject({ code: expect.stringMatching(/^(cancelled|closed)$/) });
     await expect(rt.call("echo", {})).rejects.toBeInstanceOf(ClosedError);
@@ -67,7 +70,7 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
   it("stops the runtime within 2 s when its TS parent is SIGKILLed", async () => {
     const script = join(REPO_ROOT, "ts", "src", "runtime", "fixtures", "start-and-print-pid.ts");
     // One node process (the tsx binary would add a parent that SIGKILL does not reach through).
-    const child = spawn(process.execPath, ["--import", "tsx", script], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, ["--import", "tsx", script, transport], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).once("line", resolve);
       child.once("exit", (code) => reject(new Error(`script exited with ${code}`)));
@@ -77,7 +80,7 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
     child.kill("SIGKILL");
     const took = await waitGone(pid, 2000);
     // The killed parent could not clean its private directory.
-    rmSync(dirname(request.replace(/^ipc:\/\//, "")), { recursive: true, force: true });
+    if (request.startsWith("ipc://")) rmSync(dirname(request.replace(/^ipc:\/\//, "")), { recursive: true, force: true });
     expect(took).toBeGreaterThanOrEqual(0);
   });
 

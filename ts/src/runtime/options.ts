@@ -12,8 +12,13 @@ export const RuntimeOptionsSchema = z
      * `<repo>/.venv/bin/python` when it exists, else `python3`.
      */
     python: z.string().min(1).optional(),
-    /** How messages travel. Only `zeromq` today; the name keeps room for a fallback transport. Default `zeromq`. */
-    transport: z.enum(["zeromq"]).default("zeromq"),
+    /**
+     * How messages travel: `zeromq` (the engine), `pythonia` (a pure-JavaScript fallback
+     * over JSPyBridge, for platforms without a zeromq prebuild; one shared Python process per
+     * Node process), or `auto`: zeromq when its native addon loads, else pythonia with a
+     * `warning` event. Default `auto`.
+     */
+    transport: z.enum(["zeromq", "pythonia", "auto"]).default("auto"),
     /** Endpoint kind: `ipc` (unix sockets in a private 0700 directory) or `tcp` (loopback). Default `ipc`. */
     address: z.enum(["ipc", "tcp"]).default("ipc"),
     /**

@@ -37,7 +37,7 @@ import { PROTOCOL_MAJOR, PROTOCOL_VERSION } from "../protocol/version.ts";
 import { decodeMessage, emptyDropCounts, encodeMessage, makeHeader, newId, unsignedBuffers, type DropCounts, type WireMessage } from "../protocol/wire.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Channel, Endpoints, Transport, TransportFactory } from "../transport/transport.ts";
-import { ZeroMQTransport } from "../transport/zeromq.ts";
+import { PythoniaTransport, pythoniaEndpoint } from "../transport/pythonia.ts";
 import { type Call, CallState } from "./call.ts";
 import { LifecycleEmitter, type RuntimeLifecycleEvent } from "./emitter.ts";
 import {
@@ -46,8 +46,9 @@ import {
   type ConnectOptions,
   RuntimeOptionsSchema,
   type RuntimeOptions,
+  type ResolvedRuntimeOptions,
 } from "./options.ts";
-import { RuntimeProcess, parseConnectionInfo, sleep } from "./process.ts";
+import { RuntimeProcess, defaultPython, parseConnectionInfo, sleep } from "./process.ts";
 import { ParamsValidator, fromZodError } from "./validate.ts";
 
 const CLIENT_NAME = "nearpos-ts 0.1.0";
@@ -118,8 +119,26 @@ interface Parts {
   signedBuffers: boolean;
   maxMessageBytes: number;
   proc?: RuntimeProcess;
+  pythonia?: PythoniaTransport;
   endpoints: Endpoints;
   emitter: LifecycleEmitter;
+}
+
+/** The transports a runtime can use (see {@link RuntimeOptions.transport}). */
+export type TransportName = "zeromq" | "pythonia";
+
+let zeromqLoad: Promise<TransportFactory | Error> | undefined;
+/**
+ * The ZeroMQ transport factory, or the error that kept its native addon from loading
+ * (imported lazily so that a platform without the addon can still use pythonia).
+ * @internal
+ */
+export function loadZeroMQ(): Promise<TransportFactory | Error> {
+  zeromqLoad ??= import("../transport/zeromq.ts").then(
+    (m) => m.ZeroMQTransport.connect as TransportFactory,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
+  return zeromqLoad;
 }
 
 function isLocal(endpoint: string): boolean {
@@ -150,11 +169,12 @@ export class Runtime implements AsyncDisposable {
   /** Messages this client dropped, per reason (bad signature, replay ...). */
   readonly dropped: DropCounts = emptyDropCounts();
 
-  private readonly transport: Transport;
+  private readonly link: Transport;
   private readonly key: Uint8Array;
   private readonly signedBuffers: boolean;
   private readonly maxMessageBytes: number;
   private readonly proc: RuntimeProcess | undefined;
+  private readonly pythonia: PythoniaTransport | undefined;
   private readonly endpointsInfo: Endpoints;
   private readonly emitter: LifecycleEmitter;
   private readonly replay = new ReplayGuard();
@@ -166,15 +186,17 @@ export class Runtime implements AsyncDisposable {
   private closing: Promise<void> | undefined;
 
   private constructor(parts: Parts) {
-    this.transport = parts.transport;
+    this.link = parts.transport;
     this.key = parts.key;
     this.signedBuffers = parts.signedBuffers;
     this.maxMessageBytes = parts.maxMessageBytes;
     this.proc = parts.proc;
+    this.pythonia = parts.pythonia;
     this.endpointsInfo = parts.endpoints;
     this.emitter = parts.emitter;
     void this.receiveLoop();
     if (this.proc) void this.proc.exited.then(() => this.onExit());
+    if (this.pythonia) void this.pythonia.exited.then(() => this.onPythoniaExit());
   }
 
   /**
@@ -193,12 +215,28 @@ export class Runtime implements AsyncDisposable {
     const emitter = new LifecycleEmitter();
     const onLog = opts.onLog;
     if (onLog) emitter.on("log", onLog);
+    let connectZeroMQ: TransportFactory | undefined;
+    if (opts.transport !== "pythonia") {
+      const loaded = await loadZeroMQ();
+      if (loaded instanceof Error) {
+        if (opts.transport === "zeromq") {
+          throw new StartError(`the zeromq native addon cannot load here: ${loaded.message}`, {
+            cause: loaded,
+            hint: 'use transport: "pythonia" (or "auto") on this platform',
+          });
+        }
+        emitter.emit({ type: "warning", message: `the zeromq native addon cannot load (${loaded.message}); using the pythonia transport` });
+      } else {
+        connectZeroMQ = loaded;
+      }
+    }
+    if (!connectZeroMQ) return Runtime.startPythonia(opts, emitter, deadline);
     const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
     let rt: Runtime | undefined;
     try {
       const info = await proc.waitForConnection(deadline);
       const endpoints = { request: info.request, control: info.control };
-      const transport = await ZeroMQTransport.connect(endpoints);
+      const transport = await connectZeroMQ(endpoints);
       rt = new Runtime({
         endpoints,
         transport,
@@ -219,6 +257,42 @@ export class Runtime implements AsyncDisposable {
       }
       if (err instanceof NearposError) throw err;
       throw new StartError("the runtime failed to start", { cause: err });
+    }
+  }
+
+  private static async startPythonia(opts: ResolvedRuntimeOptions, emitter: LifecycleEmitter, deadline: number): Promise<Runtime> {
+    let rt: Runtime | undefined;
+    const transport = await PythoniaTransport.open({
+      python: opts.python ?? defaultPython(),
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.signedBuffers !== undefined ? { signedBuffers: opts.signedBuffers } : {}),
+      ...(opts.maxMessageBytes !== undefined ? { maxMessageBytes: opts.maxMessageBytes } : {}),
+      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+      onLog: (line) => emitter.emit({ type: "log", stream: "stderr", line }),
+      pending: () => (rt ? rt.calls.size + rt.control.size : 1),
+      timeoutMs: Math.max(1, deadline - Date.now()),
+    });
+    try {
+      rt = new Runtime({
+        endpoints: { request: pythoniaEndpoint(transport.pid, "request"), control: pythoniaEndpoint(transport.pid, "control") },
+        transport,
+        key: transport.key,
+        signedBuffers: transport.signedBuffers,
+        maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+        pythonia: transport,
+        emitter,
+      });
+      await rt.handshake(Math.max(1, deadline - Date.now()));
+      return rt;
+    } catch (err) {
+      if (rt) await rt.close();
+      else {
+        transport.close();
+        await transport.released;
+      }
+      if (err instanceof NearposError) throw err;
+      throw new StartError("the runtime failed to start over pythonia", { cause: err });
     }
   }
 
@@ -252,7 +326,13 @@ export class Runtime implements AsyncDisposable {
     signedBuffers = remote ? true : (signedBuffers ?? endpoints.request.startsWith("tcp://"));
     const key = typeof opts.key === "string" ? Buffer.from(opts.key, "hex") : opts.key;
     if (key.byteLength !== 32) throw new ValidationError("options.key", `must be 32 bytes, got ${key.byteLength}`);
-    const transport = await (transportFactory ?? ZeroMQTransport.connect)(endpoints);
+    let factory = transportFactory;
+    if (!factory) {
+      const loaded = await loadZeroMQ();
+      if (loaded instanceof Error) throw new StartError(`the zeromq native addon cannot load here: ${loaded.message}`, { cause: loaded });
+      factory = loaded;
+    }
+    const transport = await factory(endpoints);
     const rt = new Runtime({
       endpoints,
       transport,
@@ -290,9 +370,14 @@ export class Runtime implements AsyncDisposable {
     return { ...this.endpointsInfo };
   }
 
-  /** Name of the transport in use (`"zeromq"`). */
+  /** Name of the transport in use (`"zeromq"`, `"pythonia"`, or a custom factory's). */
   get transportName(): string {
-    return this.transport.name;
+    return this.link.name;
+  }
+
+  /** The transport in use: `"zeromq"`, or `"pythonia"` (the fallback). */
+  get transport(): TransportName | string {
+    return this.link.name;
   }
 
   /** True until close() was called or the runtime exited. */
@@ -354,7 +439,7 @@ export class Runtime implements AsyncDisposable {
       content: { method, params: encoded.json },
       buffers: encoded.frames,
     };
-    this.transport.send("request", encodeMessage(msg, this.key)).catch((err: unknown) => {
+    this.link.send("request", encodeMessage(msg, this.key)).catch((err: unknown) => {
       state.reject(this.dead ?? new NearposError("protocol_error", "sending the call failed", { cause: err }));
     });
     if (options.signal) {
@@ -472,7 +557,7 @@ export class Runtime implements AsyncDisposable {
 
   private async request(msgType: string, content: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
     if (this.dead) throw this.dead;
-    if (this.transport.closed) throw new ClosedError();
+    if (this.link.closed) throw new ClosedError();
     const header = makeHeader({ msgType, session: this.session, signedBuffers: this.signedBuffers });
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -481,7 +566,7 @@ export class Runtime implements AsyncDisposable {
       }, timeoutMs);
       this.control.set(header.msg_id, { resolve, reject, timer });
     });
-    this.transport.send("control", encodeMessage({ header, content, buffers: [] }, this.key)).catch((err: unknown) => {
+    this.link.send("control", encodeMessage({ header, content, buffers: [] }, this.key)).catch((err: unknown) => {
       const w = this.control.get(header.msg_id);
       if (w) {
         this.control.delete(header.msg_id);
@@ -511,7 +596,7 @@ export class Runtime implements AsyncDisposable {
   }
 
   private async receiveLoop(): Promise<void> {
-    for await (const { channel, frames } of this.transport.incoming()) {
+    for await (const { channel, frames } of this.link.incoming()) {
       const r = decodeMessage(frames, {
         key: this.key,
         signedBuffers: this.signedBuffers,
@@ -594,7 +679,7 @@ export class Runtime implements AsyncDisposable {
       w.reject(exitErr);
       this.control.delete(id);
     }
-    this.transport.close();
+    this.link.close();
     this.emitter.emit({ type: "exit", code: info.code, signal: info.signal, expected });
     if (!expected) {
       this.emitter.end();
@@ -602,7 +687,50 @@ export class Runtime implements AsyncDisposable {
     }
   }
 
+  private onPythoniaExit(): void {
+    const py = this.pythonia as PythoniaTransport;
+    const info = py.exitInfo ?? { code: null, signal: null };
+    const expected = this.closing !== undefined;
+    const exitErr = expected ? new ClosedError("the runtime was closed") : py.exitedError();
+    this.dead ??= exitErr;
+    this.rejectAll(exitErr);
+    this.link.close();
+    this.emitter.emit({ type: "exit", code: info.code, signal: info.signal, expected });
+    if (!expected) this.emitter.end();
+  }
+
+  private rejectAll(err: NearposError): void {
+    for (const call of [...this.calls.values()]) {
+      call.reject(this.aborted.has(call.id) ? new CancelledError(`${call.method} was cancelled (the runtime is gone)`, { cause: err }) : err);
+    }
+    for (const [id, w] of this.control) {
+      clearTimeout(w.timer);
+      w.reject(err);
+      this.control.delete(id);
+    }
+  }
+
   private async doClose(): Promise<void> {
+    const py = this.pythonia;
+    if (py && py.exitInfo === undefined) {
+      // The Python process is shared by every pythonia runtime: stop this runtime's server
+      // (shutdown_request), then the transport releases the process (the last one ends it).
+      let stopped = false;
+      try {
+        await this.request("shutdown_request", {}, CLOSE_STEP_MS);
+        stopped = await Promise.race([py.stopped.then(() => true), sleep(CLOSE_STEP_MS).then(() => false)]);
+      } catch {
+        // close_server below cancels whatever still runs.
+      }
+      const closed = new ClosedError();
+      this.rejectAll(closed);
+      this.link.close();
+      this.dead ??= closed;
+      await Promise.race([py.released, sleep(CLOSE_STEP_MS)]);
+      this.emitter.emit({ type: "exit", code: stopped ? 0 : null, signal: null, expected: true });
+      this.emitter.end();
+      return;
+    }
     const proc = this.proc;
     if (proc?.alive) {
       try {
@@ -628,7 +756,7 @@ export class Runtime implements AsyncDisposable {
       w.reject(closed);
       this.control.delete(id);
     }
-    this.transport.close();
+    this.link.close();
     this.dead ??= closed;
     if (proc) await proc.removeDir();
     this.emitter.end();
