@@ -189,7 +189,7 @@ def main() -> None:
             mm = (measure("matmul", n, a.dim, a.device, None, rep, a.timeout)
                   if n * n * 4 <= a.matmul_max_gib * 2**30
                   else {"skipped": f"output {n * n * 4 / 2**30:.0f} GiB > --matmul-max-gib"})
-            def ratio(r: dict, w: int) -> str:
+            def ratio(r: dict, w: int, mm: dict = mm) -> str:
                 ok = "seconds" in r and "seconds" in mm
                 return f"{r['seconds'] / mm['seconds']:{w}.2f}" if ok else f"{'-':>{w}}"
 

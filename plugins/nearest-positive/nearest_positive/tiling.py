@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import torch
 
-#: Scratch budget for one tile (bytes). At M = 8192 this gives 512-row tiles; measured in
-#: benchmarks/perf/mining (time flat from 256 to 2048 rows, memory linear in rows).
+#: Scratch budget for one tile (bytes). At M = 8192 this gives 512-row tiles. From
+#: benchmarks/perf/mining --tile-sweep 8192: no time trend from 64 to 2048 rows within the
+#: noise; peak memory grows linearly above 512 rows.
 TILE_BUDGET_BYTES = 24 * 2**20
 MIN_TILE_ROWS = 32
 
