@@ -15,8 +15,8 @@ export const RuntimeOptionsSchema = z
     /**
      * How messages travel: `zeromq` (the engine), `pythonia` (a pure-JavaScript fallback
      * over JSPyBridge, for platforms without a zeromq prebuild; one shared Python process per
-     * Node process), or `auto`: zeromq when its native addon loads, else pythonia with a
-     * `warning` event. Default `auto`.
+     * Node process), or `auto`: zeromq when its native addon loads, else pythonia, with a
+     * `warning` event (emitted just after `start` resolves) and a line to `onLog`. Default `auto`.
      */
     transport: z.enum(["zeromq", "pythonia", "auto"]).default("auto"),
     /** Endpoint kind: `ipc` (unix sockets in a private 0700 directory) or `tcp` (loopback). Default `ipc`. */

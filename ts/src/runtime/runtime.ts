@@ -216,6 +216,7 @@ export class Runtime implements AsyncDisposable {
     const onLog = opts.onLog;
     if (onLog) emitter.on("log", onLog);
     let connectZeroMQ: TransportFactory | undefined;
+    let fallback: string | undefined;
     if (opts.transport !== "pythonia") {
       const loaded = await loadZeroMQ();
       if (loaded instanceof Error) {
@@ -225,12 +226,21 @@ export class Runtime implements AsyncDisposable {
             hint: 'use transport: "pythonia" (or "auto") on this platform',
           });
         }
-        emitter.emit({ type: "warning", message: `the zeromq native addon cannot load (${loaded.message}); using the pythonia transport` });
+        fallback = `the zeromq native addon cannot load (${loaded.message}); using the pythonia transport`;
+        emitter.emit({ type: "log", stream: "stderr", line: `nearpos warning: ${fallback}` });
       } else {
         connectZeroMQ = loaded;
       }
     }
-    if (!connectZeroMQ) return Runtime.startPythonia(opts, emitter, deadline);
+    if (!connectZeroMQ) {
+      const rt = await Runtime.startPythonia(opts, emitter, deadline);
+      // After start resolves, so that `rt.on("warning", ...)` right after it sees it.
+      if (fallback) {
+        const message = fallback;
+        setImmediate(() => emitter.emit({ type: "warning", message }));
+      }
+      return rt;
+    }
     const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
     let rt: Runtime | undefined;
     try {
