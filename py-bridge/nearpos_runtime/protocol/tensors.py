@@ -98,7 +98,11 @@ def frame_to_tensor(frame: memoryview, desc: Any, index: int) -> torch.Tensor:
         )
     if expected == 0:  # torch.frombuffer raises on empty buffers
         return torch.empty(shape, dtype=dtype)
-    tensor = torch.frombuffer(frame, dtype=dtype)
+    with warnings.catch_warnings():
+        # The received frame belongs to this message alone, so a method writing into the
+        # tensor harms no one; torch warns about read-only buffers regardless.
+        warnings.filterwarnings("ignore", message="The given buffer is not writable")
+        tensor = torch.frombuffer(frame, dtype=dtype)
     if tensor.data_ptr() % itemsize:  # small frames live unaligned inside the ZeroMQ message
         tensor = tensor.clone()
     if dtype == torch.bool and bool((tensor.view(torch.uint8) > 1).any()):
