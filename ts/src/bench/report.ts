@@ -55,7 +55,7 @@ export function textTable(variants: readonly Variant[], columns: readonly Column
 export function claimLines(claims: readonly ClaimVerdict[]): string[] {
   return claims.map((c) => {
     const head = `${c.lossId}: ${c.method} vs ${c.baselineSampler}, ${c.metric} ${pct(c.methodMean)} vs ${pct(c.baselineMean)} (gain ${pct(c.gain)} points, required ${pct(c.minGain)}, intervals ${c.apart ? "apart" : "overlap"})`;
-    const guard = c.guard ? `; ${c.guard.metric} ${pct(c.guard.methodMean)} vs ${pct(c.guard.baselineMean)} (difference interval [${pct(c.guard.diffLow)}, ${pct(c.guard.diffHigh)}], ${c.guard.kept ? "not lost" : "lost"})` : "";
+    const guard = c.guard ? `; ${c.guard.metric} ${pct(c.guard.methodMean)} vs ${pct(c.guard.baselineMean)} (difference interval [${pct(c.guard.diffLow)}, ${pct(c.guard.diffHigh)}], ${c.guard.kept ? "not lost" : Number.isFinite(c.guard.diffHigh) ? "lost" : "not judged"})` : "";
     return c.held ? `HELD: ${head}${guard}.` : `NOT HELD: ${head}${guard}. Why: ${c.reasons.join("; ")}.`;
   });
 }

@@ -122,9 +122,11 @@ export function checkClaim(claim: Claim, variants: readonly Variant[]): ClaimVer
       if (bg && mg) {
         const w = welch(bg, mg);
         // "Not lost": the Welch 95% interval of (method - baseline) reaches zero or above.
-        const kept = Number.isFinite(w.high) ? w.high >= 0 : w.diff >= 0;
+        // Without an interval (one seed) "not lost" cannot be shown: it counts as not kept, and the
+        // missing interval is already the stated reason.
+        const kept = Number.isFinite(w.high) && w.high >= 0;
         guard = { metric: claim.guard, baselineMean: base.stats[claim.guard]!.mean, methodMean: meth.stats[claim.guard]!.mean, diffLow: w.low, diffHigh: w.high, kept };
-        if (!kept) reasons.push(`${claim.guard} lost: difference ${pct(w.diff)} points, 95% interval [${pct(w.low)}, ${pct(w.high)}] entirely below 0`);
+        if (!kept && Number.isFinite(w.high)) reasons.push(`${claim.guard} lost: difference ${pct(w.diff)} points, 95% interval [${pct(w.low)}, ${pct(w.high)}] entirely below 0`);
       }
     }
     out.push({ lossId, method: claim.method, baselineSampler: base.sampler, metric: claim.metric, baselineMean: b.mean, methodMean: m.mean, gain, minGain: claim.min_gain, apart, guard, held: reasons.length === 0, reasons });

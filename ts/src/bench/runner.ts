@@ -170,7 +170,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<SuiteOutcome> {
     };
     writeJsonAtomic(join(dir, "final.json"), record);
     records.push(record);
-    progress.update({ ...base, runsDone: i + 1, stepsDone }, true);
+    progress.update({ ...base, runsDone: i + 1, stepsDone });
   }
   progress.done();
   const { variants, claims, table } = writeReports(o.outDir, manifest, records);

@@ -17,8 +17,9 @@ export function compareCommand(io: CliIO, setExit: (code: number) => void): Comm
     .argument("<a>", "first result folder")
     .argument("<b>", "second result folder")
     .option("--json", "print the comparison as JSON")
-    .action((a: string, b: string, raw: Record<string, unknown>) => {
-      const opts = CompareOptionsSchema.parse(raw);
+    .action((a: string, b: string, raw: Record<string, unknown>, cmd: Command) => {
+      // `--json` after the folders may be taken by the parent `bench` command: read it from both.
+      const opts = CompareOptionsSchema.parse({ json: Boolean(raw.json ?? cmd.optsWithGlobals().json) });
       const c = compareResults(a, b);
       io.stdout.write(opts.json ? `${JSON.stringify(c, null, 2)}\n` : `${comparisonTable(c)}\n`);
       setExit(0);
