@@ -1,0 +1,56 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeJsonAtomic } from "./atomic.ts";
+import { compareResults, comparisonTable } from "./compare.ts";
+import { aggregate, checkClaim } from "./results.ts";
+import type { RunRecord } from "./types.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "nearpos-compare-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function record(lossId: string, sampler: string, baseline: boolean, seed: number, coarse: number, fine: number): RunRecord {
+  return { id: `${lossId}__${sampler}__s${seed}`, lossId, sampler, baseline, seed, config_sha256: "x", metrics: { coarse: { "recall@1": coarse, "map@r": coarse, nmi: coarse }, fine: { "recall@1": fine } }, steps: 1, elapsed_s: 0, wall_s: 0, samples_per_s: 0, device: "cpu", final_loss: null };
+}
+
+function folder(name: string, fine: number[]): string {
+  const records = fine.map((f, i) => record("triplet", "nearest-positive", false, i, 0.9, f));
+  const variants = aggregate(records);
+  const out = join(dir, name);
+  writeJsonAtomic(join(out, "results.json"), { suite: "t", config_sha256: name, runs: records, summary: variants.map((v) => ({ loss: v.lossId, sampler: v.sampler, baseline: v.baseline, seeds: v.seeds, stats: v.stats, values: v.values })) });
+  return out;
+}
+
+describe("bench compare", () => {
+  it("gives Welch's difference and interval per metric (scipy reference values)", () => {
+    const c = compareResults(folder("a", [0.81, 0.84, 0.79]), folder("b", [0.88, 0.86, 0.91, 0.87]));
+    const row = c.rows.find((r) => r.metric === "fine.recall@1")!;
+    expect(row.diff.low).toBeCloseTo(0.01642860573778531, 8);
+    expect(row.diff.high).toBeCloseTo(0.11690472759554799, 8);
+    expect(row.diff.p).toBeCloseTo(0.02110795988958263, 8);
+    expect(comparisonTable(c)).toMatch(/triplet \/ nearest-positive\s+fine\.recall@1\s+81\.33 ± [\d.]+\s+88\.00 ± [\d.]+\s+\+6\.67 \[1\.64, 11\.69\]\s+0\.021/);
+  });
+
+  it("refuses a folder without results.json", () => {
+    expect(() => compareResults(join(dir, "none"), join(dir, "a"))).toThrow(/no results\.json/);
+  });
+});
+
+describe("claim check", () => {
+  const recs = [0, 1, 2].flatMap((s) => [record("triplet", "semihard", true, s, 0.95 + s * 0.001, 0.85 + s * 0.002), record("triplet", "nearest-positive", false, s, 0.95 + s * 0.001, 0.9 + s * 0.002)]);
+  const claim = { method: "nearest-positive", losses: ["triplet"], metric: "fine.recall@1", min_gain: 0.03, guard: "coarse.recall@1" };
+
+  it("holds when the gain is large enough, intervals apart and the guard kept", () => {
+    const [v] = checkClaim(claim, aggregate(recs));
+    expect(v!.held).toBe(true);
+    expect(v!.gain).toBeCloseTo(0.05, 12);
+    expect(v!.reasons).toEqual([]);
+  });
+
+  it("says why it did not hold", () => {
+    const [v] = checkClaim({ ...claim, min_gain: 0.1 }, aggregate(recs));
+    expect(v!.held).toBe(false);
+    expect(v!.reasons.join(" ")).toMatch(/gain 5\.00 points is below the required 10\.00/);
+  });
+});

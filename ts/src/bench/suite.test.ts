@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { expandEnv, expandSuite, listSuites, loadSuite, parseSuite, SuiteError, SUITES_DIR } from "./suite.ts";
+
+const tiny = () => JSON.parse(readFileSync(join(SUITES_DIR, "tiny.json"), "utf8")) as Record<string, any>;
+
+function issuesOf(text: string): { path: string; message: string }[] {
+  try {
+    parseSuite(text, "my-suite.json");
+  } catch (e) {
+    expect(e).toBeInstanceOf(SuiteError);
+    expect((e as SuiteError).message).toContain("my-suite.json");
+    return [...(e as SuiteError).issues];
+  }
+  throw new Error("expected a SuiteError");
+}
+
+describe("suite files", () => {
+  it("every built-in suite parses and expands", () => {
+    const names = listSuites();
+    expect(names).toContain("mnist-coarse");
+    expect(names).toContain("tiny");
+    for (const n of names) {
+      const { suite } = loadSuite(n);
+      expect(suite.name).toBe(n);
+      expect(expandSuite(suite).length).toBeGreaterThan(0);
+    }
+  });
+
+  it("the default suite covers 4 losses x (usual positives, nearest-positive) x >= 3 seeds", () => {
+    const { suite } = loadSuite("mnist-coarse");
+    const runs = expandSuite(suite);
+    expect(new Set(runs.map((r) => r.lossId))).toEqual(new Set(["triplet", "margin", "multi-similarity", "contrastive"]));
+    expect(suite.seeds.length).toBeGreaterThanOrEqual(3);
+    expect(runs).toHaveLength(4 * 2 * suite.seeds.length);
+    const t = runs.find((r) => r.lossId === "triplet" && r.baseline)!;
+    expect(t.sampler).toBe("semihard");
+    expect((t.train.sampler as { config: unknown }).config).toEqual({ negatives: "semihard" });
+    const m = runs.find((r) => r.lossId === "margin" && !r.baseline)!;
+    expect((m.train.sampler as { name: string; config: unknown })).toEqual({ name: "nearest-positive", config: { negatives: "distance-weighted" } });
+  });
+
+  it("names the JSON path and the allowed values of a mistake", () => {
+    const bad = tiny();
+    bad.protocol = "fast";
+    bad.losses[0].sampler_confg = {};
+    delete bad.losses[0].baseline;
+    const issues = issuesOf(JSON.stringify(bad));
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i.message]));
+    expect(byPath["$.protocol"]).toMatch(/"quick"\|"paper"\|"mlrc"|quick.*paper.*mlrc/);
+    expect(byPath["$.losses[0]"]).toMatch(/sampler_confg/);
+    expect(byPath["$.losses[0].baseline"]).toBeDefined();
+  });
+
+  it("rejects a claim about a loss the suite lacks, and invalid JSON", () => {
+    const bad = tiny();
+    bad.claim.losses = ["margin"];
+    expect(issuesOf(JSON.stringify(bad))).toEqual([{ path: "$.claim.losses[0]", message: 'unknown loss id "margin"; allowed: "triplet"' }]);
+    expect(issuesOf("{ nope")[0]!.message).toMatch(/not valid JSON/);
+  });
+
+  it("an unknown built-in name lists the known ones", () => {
+    expect(() => loadSuite("mnist-corse")).toThrow(/built-in suites: .*mnist-coarse/);
+  });
+});
+
+describe("expandSuite", () => {
+  const suite = parseSuite(JSON.stringify(tiny()), "tiny.json");
+
+  it("orders runs by loss, sampler, seed with stable ids", () => {
+    expect(expandSuite(suite).map((r) => r.id)).toEqual(["triplet__semihard__s0", "triplet__semihard__s1", "triplet__nearest-positive__s0", "triplet__nearest-positive__s1"]);
+  });
+
+  it("applies seeds, device, quick settings and sampler/loss selections", () => {
+    const runs = expandSuite(suite, { seeds: [7], device: "cuda", quick: true, samplers: ["baseline", "random-positive"], losses: ["triplet", "pml:CircleLoss"] });
+    expect(runs.map((r) => r.id)).toEqual(["triplet__semihard__s7", "triplet__random-positive__s7", "pml-CircleLoss__all-positives__s7", "pml-CircleLoss__random-positive__s7"]);
+    for (const r of runs) {
+      expect(r.train.device).toBe("cuda");
+      expect(r.train.steps).toBe(3);
+      expect(r.train.seed).toBe(7);
+    }
+    expect(runs[2]!.train.loss).toEqual({ name: "pml:CircleLoss", config: {} });
+  });
+
+  it("expands ${VAR} and ${VAR:-default} in config strings", () => {
+    expect(expandEnv({ a: "${X}/cub", b: ["${Y:-data}/x"], c: 1 }, { X: "/d" })).toEqual({ a: "/d/cub", b: ["data/x"], c: 1 });
+  });
+});
