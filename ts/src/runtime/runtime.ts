@@ -205,7 +205,9 @@ export class Runtime implements AsyncDisposable {
    * @param options - see {@link RuntimeOptions}; validated before anything starts
    * @returns a ready runtime whose {@link hello} holds the hello reply
    * @throws ValidationError for bad options; RuntimeExitedError when the process exits
-   *   during start (exit code and stderr tail); TimeoutError after `startTimeoutMs`
+   *   during start (exit code and stderr tail); TimeoutError after `startTimeoutMs`;
+   *   StartError for `transport: "zeromq"` where its native addon cannot load, or when
+   *   pythonia cannot run the interpreter
    */
   static async start(options: RuntimeOptions = {}): Promise<Runtime> {
     const parsed = RuntimeOptionsSchema.safeParse(options);

@@ -25,7 +25,8 @@ const LOG_TAIL_LINES = 50;
 const IMMEDIATE_POLLS = 3;
 const BUSY_CAP_MS = 16;
 const IDLE_CAP_MS = 200;
-const PENDING_WAIT_S = Number(process.env.NP_PW ?? 0.002);
+/** Seconds Python may wait in one poll while requests are pending (it holds pythonia's thread). */
+const PENDING_WAIT_S = 0.002;
 
 /** How the Python process ended. */
 export interface PythoniaExitInfo {
