@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { RuntimeBackend } from "../../bench/backend.ts";
 import type { Manifest } from "../../bench/manifest.ts";
-import { Progress } from "../../bench/progress.ts";
+import { formatDuration, Progress } from "../../bench/progress.ts";
 import { claimLines } from "../../bench/report.ts";
 import { runSuite } from "../../bench/runner.ts";
 import { expandSuite, listSuites, loadSuite, SuiteError, SuiteSchema, type RunSpec, type Suite } from "../../bench/suite.ts";
@@ -108,7 +108,7 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
       return { name, protocol: suite.protocol, runs: expandSuite(suite).length, description: suite.description };
     });
     if (opts.json) out(JSON.stringify(rows, null, 2));
-    else for (const r of rows) out(`${r.name.padEnd(22)} ${r.protocol.padEnd(6)} ${String(r.runs).padStart(4)} runs  ${r.description}`);
+    else for (const r of rows) out(`${r.name.padEnd(22)} ${r.protocol.padEnd(6)} ${String(r.runs).padStart(4)} runs  ${r.description.split(/[:.](\s|$)/)[0]}`);
     return EXIT.ok;
   }
 
@@ -161,6 +161,11 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
     if (opts.resume && !opts.out) throw new CliExit(EXIT.usage, "error: --resume needs --out <dir> (the folder to resume)");
     const progress = new Progress({ stream: io.stderr, silent: !opts.progress });
     progress.log(`nearpos bench: suite ${suite.name}, ${runs.length} runs -> ${outDir}`);
+    if (suite.cross_validation) {
+      // Said plainly: the runtime's DataSpec has no fold selection yet.
+      io.stderr.write(`warning: ${suite.name} declares ${suite.cross_validation.folds}-fold cross-validation, which this runtime cannot select; runs train on the whole training split without per-fold model selection\n`);
+    }
+    const t0 = performance.now();
     const res = await runSuite({
       suite,
       suiteFile: file,
@@ -181,7 +186,7 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
         for (const l of claimLines(res.claims)) out(l);
       }
       out("");
-      out(`results: ${res.outDir} (summary.md, report.html, results.json)`);
+      out(`${res.records.length} runs (${res.skipped.length} resumed) in ${formatDuration((performance.now() - t0) / 1000)}; results: ${res.outDir} (summary.md, report.html, results.json)`);
     }
     return EXIT.ok;
   } finally {
