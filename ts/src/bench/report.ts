@@ -28,6 +28,8 @@ export interface ReportInput {
   columns?: readonly Column[];
   /** Lines of provenance (versions, commit, device). */
   provenance: string[];
+  /** Most points drawn per projection panel (default 1500). */
+  maxPoints?: number;
 }
 
 function cell(v: Variant, key: string): string {
@@ -89,6 +91,9 @@ function n(x: number): string {
   return Number.isFinite(x) ? x.toFixed(1) : "0";
 }
 
+/** CSS of the scatter dots: class fN is fine label N (mod 10). */
+export const DOT_STYLE = PALETTE.map((c, i) => `.f${i}{fill:${c};fill-opacity:.7}`).join("");
+
 /** Scatter plot of one projection coloured by fine label (coarse when no fine labels). */
 export function scatterSvg(p: Projection, title: string, size = 260, maxPoints = 1500): string {
   const labels = p.fineLabels ?? p.labels;
@@ -104,9 +109,10 @@ export function scatterSvg(p: Projection, title: string, size = 260, maxPoints =
   const sy = (y: number) => top + (1 - (y - minY) / (maxY - minY || 1)) * (size - top - pad);
   const dots: string[] = [];
   for (let i = 0; i < count; i += stride) {
-    dots.push(`<circle cx="${n(sx(p.points[2 * i]!))}" cy="${n(sy(p.points[2 * i + 1]!))}" r="1.6" fill="${PALETTE[labels[i]! % PALETTE.length]}" fill-opacity="0.7"/>`);
+    // Colours come from the figure's <style> (class fN), which keeps large figures small.
+    dots.push(`<circle class="f${labels[i]! % PALETTE.length}" cx="${n(sx(p.points[2 * i]!))}" cy="${n(sy(p.points[2 * i + 1]!))}" r="1.6"/>`);
   }
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}"><rect width="${size}" height="${size}" fill="#fff" stroke="#ccc"/><text x="${size / 2}" y="15" font-size="12" text-anchor="middle" font-family="sans-serif">${esc(title)}</text>${dots.join("")}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}"><style>${DOT_STYLE}</style><rect width="${size}" height="${size}" fill="#fff" stroke="#ccc"/><text x="${size / 2}" y="15" font-size="12" text-anchor="middle" font-family="sans-serif">${esc(title)}</text>${dots.join("")}</svg>`;
 }
 
 /** Figure: one row per loss, baseline beside the method, coloured by fine label. */
@@ -120,7 +126,7 @@ export function embeddingFigure(r: ReportInput, size = 260): string {
     if (vs.length === 0) continue;
     vs.forEach((v, j) => {
       const pr = r.projections[`${v.lossId}__${v.sampler}`]!;
-      cells.push({ x: j * (size + 8), y: row * (size + 8), svg: scatterSvg(pr.projection, `${lossId} / ${v.sampler} (seed ${pr.seed})`, size) });
+      cells.push({ x: j * (size + 8), y: row * (size + 8), svg: scatterSvg(pr.projection, `${lossId} / ${v.sampler} (seed ${pr.seed})`, size, r.maxPoints) });
     });
     cols = Math.max(cols, vs.length);
     row++;
@@ -129,8 +135,8 @@ export function embeddingFigure(r: ReportInput, size = 260): string {
   const w = Math.max(1, cols) * (size + 8);
   const h = row * (size + 8) + legendH;
   const legend = PALETTE.map((c, i) => `<rect x="${8 + i * 46}" y="${h - 17}" width="10" height="10" fill="${c}"/><text x="${22 + i * 46}" y="${h - 8}" font-size="11" font-family="sans-serif">fine ${i}</text>`).join("");
-  const body = cells.map((c) => `<g transform="translate(${c.x},${c.y})">${c.svg.replace(/^<svg[^>]*>/, "").replace(/<\/svg>$/, "")}</g>`).join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><rect width="${w}" height="${h}" fill="#fff"/>${body}${legend}</svg>\n`;
+  const body = cells.map((c) => `<g transform="translate(${c.x},${c.y})">${c.svg.replace(/^<svg[^>]*><style>[^<]*<\/style>/, "").replace(/<\/svg>$/, "")}</g>`).join("");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><style>${DOT_STYLE}</style><rect width="${w}" height="${h}" fill="#fff"/>${body}${legend}</svg>\n`;
 }
 
 /** Learning curves of one metric: mean over seeds per variant. */

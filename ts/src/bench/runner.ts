@@ -86,7 +86,7 @@ export function writeReports(outDir: string, manifest: Manifest, records: RunRec
     `device ${manifest.device}; git ${manifest.git.commit ?? "n/a"}${manifest.git.dirty ? " (dirty)" : ""}`,
     `command: ${manifest.command.join(" ")}`,
   ];
-  const input: ReportInput = { suiteName: manifest.suite.name, description: manifest.suite.description, variants, claims, curves, projections, provenance };
+  const input: ReportInput = { suiteName: manifest.suite.name, description: manifest.suite.description, variants, claims, curves, projections, provenance, maxPoints: manifest.suite.projection.max_points };
   const summary = variants.map((x) => ({ loss: x.lossId, sampler: x.sampler, baseline: x.baseline, seeds: x.seeds, stats: x.stats, values: x.values }));
   writeJsonAtomic(join(outDir, "results.json"), { suite: manifest.suite.name, config_sha256: manifest.config_sha256, columns: SUMMARY_COLUMNS, runs: records, summary, claims });
   writeAtomic(join(outDir, "results.csv"), resultsCsv(records));
