@@ -149,6 +149,14 @@ describe("nearpos bench (tiny suite, real runtime)", () => {
     expect(existsSync(join(dir, "never"))).toBe(false);
   });
 
+  it("refuses --device cuda where the runtime has no CUDA device, before training", async (ctx) => {
+    if (shared.hello.devices.some((d) => d.type === "cuda")) ctx.skip();
+    const r = await cli(["bench", "--suite", "tiny", "--device", "cuda", "--out", join(dir, "cuda")]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/no CUDA device/);
+    expect(existsSync(join(dir, "cuda"))).toBe(false);
+  });
+
   it.each(["cub200-paper-512", "sop-mlrc"])("dry-runs the %s preset without data", async (name) => {
     const r = await cli(["bench", "--suite", name, "--dry-run", "--json"]);
     const rep = JSON.parse(r.out) as { valid: boolean; problems: unknown[]; data_paths: { exists: boolean }[]; runs: string[] };

@@ -69,6 +69,9 @@ function validateAgainstRuntime(backend: BenchBackend, file: string, runs: RunSp
   const train = backend.hello.methods.find((m) => m.name === "train");
   if (!train) throw new CliExit(EXIT.failure, `error: the runtime has no "train" method (methods: ${backend.hello.methods.map((m) => m.name).join(", ")})`);
   const plugins = backend.hello.plugins as { name: string; config_schema?: unknown }[];
+  if (runs.some((r) => r.train.device === "cuda") && !backend.hello.devices.some((d) => d.type === "cuda")) {
+    throw new CliExit(EXIT.usage, `error: device "cuda" requested but the runtime sees no CUDA device (devices: ${backend.hello.devices.map((d) => d.type).join(", ")}); use --device cpu or auto`);
+  }
   const issues = [...(train.params_schema ? validateRuns(compileTrainSchema(train.params_schema), runs) : []), ...validateSamplers(plugins, runs)];
   if (issues.length > 0) throw new SuiteError(file, issues.map((i) => ({ path: i.path, message: `${i.message} (run ${i.run})` })));
 }
