@@ -66,6 +66,8 @@ def train(ctx: CallContext, params: TrainConfig) -> dict[str, Any]:
         "samples_per_s": result.samples_per_s,
         "checkpoint": result.checkpoint,
         "device": result.device,
+        "best_step": result.best_step,
+        "best_val_metrics": result.best_val_metrics,
     }
 
 

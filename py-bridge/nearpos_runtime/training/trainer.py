@@ -58,6 +58,8 @@ class TrainResult:
     samples_per_s: float = 0.0
     checkpoint: str | None = None
     device: str = "cpu"
+    best_step: int | None = None
+    best_val_metrics: dict[str, dict[str, float]] | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -212,6 +214,7 @@ class Trainer:
         aug = torch.Generator().manual_seed(cfg.seed + 1)
         spec = cfg.model.model_dump()
         start, losses, history, epoch_sum = 0, [], [], 0.0
+        best: _Best | None = None
         if cfg.resume_from:
             st = load_checkpoint(cfg.resume_from)
             if st["model_spec"] != spec or int(st["in_features"]) != in_features:
@@ -231,6 +234,9 @@ class Trainer:
             losses = [float(v) for v in st["losses"].tolist()]
             history = list(st["history"])
             epoch_sum = float(st["epoch_loss_sum"])
+            if st.get("best") is not None:
+                b = st["best"]
+                best = _Best(int(b["step"]), b["value"], b["val_metrics"], b["model"])
             if start >= cfg.steps:
                 raise TrainingError(
                     f"checkpoint {cfg.resume_from} is at step {start}; steps = {cfg.steps} "
@@ -310,8 +316,21 @@ class Trainer:
             if final or (cfg.eval_every and step % cfg.eval_every == 0):
                 te = time.perf_counter()
                 metrics = self.evaluate(model, data, device)
-                history.append({"step": step, "metrics": metrics})
-                self.on_event("eval", {"step": step, "metrics": metrics})
+                entry: dict[str, Any] = {"step": step, "metrics": metrics}
+                if data.val is not None:
+                    val = (
+                        metrics
+                        if cfg.eval.split == "val"
+                        else self.evaluate(model, data, device, "val")
+                    )
+                    entry["val_metrics"] = val
+                    if cfg.select_best:
+                        value = _metric(val, cfg.select_on)
+                        # Strictly better only: on a tie the earlier step stays selected.
+                        if best is None or value > best.value:
+                            best = _Best(step, value, val, _state_copy(model))
+                history.append(entry)
+                self.on_event("eval", entry)
                 eval_time += time.perf_counter() - te
             ck = cfg.checkpoint
             if ck is not None and (final or (ck.every and step % ck.every == 0)):
@@ -329,15 +348,23 @@ class Trainer:
                     "losses": torch.tensor(losses, dtype=torch.float64),
                     "history": history,
                     "epoch_loss_sum": epoch_sum,
+                    "best": None if best is None else best.state(),
                 }
                 save_atomic(state, path)
                 last_ckpt = str(path)
                 self.on_event("checkpoint", {"step": step, "path": last_ckpt})
         elapsed = time.perf_counter() - t0 - eval_time
         done = step - start
+        metrics = history[-1]["metrics"] if history else {}
+        if best is not None:
+            # The eval split was measured on the selected weights at that step already.
+            model.load_state_dict(best.model)
+            metrics = next(h["metrics"] for h in history if h["step"] == best.step)
         return TrainResult(
             model=TrainedModel(model.eval(), spec, in_features, device),
-            metrics=history[-1]["metrics"] if history else {},
+            metrics=metrics,
+            best_step=None if best is None else best.step,
+            best_val_metrics=None if best is None else best.val_metrics,
             history=history,
             losses=losses,
             steps=step,
@@ -348,10 +375,11 @@ class Trainer:
         )
 
     def evaluate(
-        self, model: nn.Module, data: DataBundle, device: torch.device
+        self, model: nn.Module, data: DataBundle, device: torch.device, split: str | None = None
     ) -> dict[str, dict[str, float]]:
         e = self.cfg.eval
-        if data.query is not None and data.gallery is not None and e.split == "test":
+        split = split or e.split
+        if data.query is not None and data.gallery is not None and split == "test":
             q, g = data.query, data.gallery
             qe = embed_samples(model, q, device, e.batch_size)
             ge = embed_samples(model, g, device, e.batch_size)
@@ -360,7 +388,7 @@ class Trainer:
                 e.ks, e.chunk_size, e.nmi, self.cfg.seed,
             )
         else:
-            s = data.split(e.split)
+            s = data.split(split)
             emb = embed_samples(model, s, device, e.batch_size)
             out = evaluate_embeddings(
                 emb, s.labels, s.fine_labels, ks=e.ks, chunk_size=e.chunk_size,
@@ -369,6 +397,38 @@ class Trainer:
         if self.cfg.freeze_bn:
             freeze_batchnorm(model)
         return out
+
+
+@dataclass
+class _Best:
+    """The selected evaluation step: its validation metrics and a CPU copy of the weights."""
+
+    step: int
+    value: float
+    val_metrics: dict[str, dict[str, float]]
+    model: dict[str, torch.Tensor]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "value": self.value,
+            "val_metrics": self.val_metrics,
+            "model": self.model,
+        }
+
+
+def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _metric(metrics: dict[str, dict[str, float]], key: str) -> float:
+    """Value of 'coarse.map@r'-style ``key``; TrainingError listing what exists."""
+    group, _, name = key.partition(".")
+    value = metrics.get(group, {}).get(name)
+    if value is None:
+        have = [f"{g}.{n}" for g, ms in metrics.items() for n in ms]
+        raise TrainingError(f"select_on: no validation metric {key!r}; have {', '.join(have)}")
+    return float(value)
 
 
 def _rng_state(aug: torch.Generator, cuda: bool) -> dict[str, Any]:

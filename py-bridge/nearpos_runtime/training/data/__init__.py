@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from ..config import ImageFolderData, MnistData, SyntheticData, TensorsData
-from .base import DataBundle, DataError, Samples, TensorSamples, check_tensor_samples
+from .base import (
+    DataBundle,
+    DataError,
+    Samples,
+    TensorSamples,
+    check_tensor_samples,
+    fold_of_classes,
+    split_folds,
+)
 from .images import ImageSamples, load_images
 from .mnist import load_mnist
 from .synthetic import load_synthetic
 
 
 def load_data(spec: MnistData | SyntheticData | TensorsData | ImageFolderData) -> DataBundle:
-    """Build the splits a data spec describes."""
+    """Build the splits a data spec describes; with ``folds``, ``val`` is the held-out fold."""
+    bundle = _load(spec)
+    if spec.folds is None:
+        return bundle
+    train, val = split_folds(bundle.train, spec.folds, spec.fold)
+    bundle.train, bundle.val = train, val
+    return bundle
+
+
+def _load(spec: MnistData | SyntheticData | TensorsData | ImageFolderData) -> DataBundle:
     if isinstance(spec, MnistData):
         return load_mnist(spec)
     if isinstance(spec, SyntheticData):
@@ -33,5 +50,7 @@ __all__ = [
     "Samples",
     "TensorSamples",
     "check_tensor_samples",
+    "fold_of_classes",
     "load_data",
+    "split_folds",
 ]

@@ -26,6 +26,10 @@ class Samples:
     ) -> torch.Tensor:
         raise NotImplementedError
 
+    def subset(self, index: torch.Tensor) -> Samples:
+        """The samples at ``index`` (a 1-D integer tensor), as the same kind of container."""
+        raise NotImplementedError
+
 
 @dataclass
 class TensorSamples(Samples):
@@ -36,22 +40,29 @@ class TensorSamples(Samples):
     ) -> torch.Tensor:
         return self.x[index]
 
+    def subset(self, index: torch.Tensor) -> TensorSamples:
+        fine = None if self.fine_labels is None else self.fine_labels[index]
+        return TensorSamples(self.labels[index], fine, self.x[index])
+
 
 @dataclass
 class DataBundle:
-    """Splits of one data set. ``query``/``gallery`` only for query/gallery protocols."""
+    """Splits of one data set. ``query``/``gallery`` only for query/gallery protocols,
+    ``val`` only with class-disjoint folds (then ``train`` holds the other folds)."""
 
     train: Samples
     test: Samples
     query: Samples | None = None
     gallery: Samples | None = None
+    val: Samples | None = None
 
     def split(self, name: str) -> Samples:
         if name == "all":
             return concat(self.train, self.test)
         got = getattr(self, name, None)
         if got is None:
-            raise DataError(f"this data set has no '{name}' split")
+            hint = " (set data.folds and data.fold)" if name == "val" else ""
+            raise DataError(f"this data set has no '{name}' split{hint}")
         return got
 
 
@@ -105,3 +116,21 @@ def stratified_split(
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def fold_of_classes(labels: torch.Tensor, folds: int) -> dict[int, int]:
+    """Fold of each class: classes sorted by label and dealt in turn (i-th class -> i mod folds)."""
+    classes = sorted(torch.unique(labels).tolist())
+    if len(classes) < folds:
+        raise DataError(
+            f"data.folds = {folds} but the training split has only {len(classes)} classes; "
+            "every fold needs at least one class"
+        )
+    return {int(c): i % folds for i, c in enumerate(classes)}
+
+
+def split_folds(train: Samples, folds: int, fold: int) -> tuple[Samples, Samples]:
+    """(training folds, validation fold) of ``train``, class-disjoint."""
+    of = fold_of_classes(train.labels, folds)
+    member = torch.tensor([of[int(c)] == fold for c in train.labels.tolist()], dtype=torch.bool)
+    return train.subset((~member).nonzero().flatten()), train.subset(member.nonzero().flatten())

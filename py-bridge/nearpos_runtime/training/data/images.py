@@ -85,6 +85,11 @@ class ImageSamples(Samples):
                 out.append(eval_transform(img, self.resize, self.image_size))
         return torch.stack(out)
 
+    def subset(self, index: torch.Tensor) -> ImageSamples:
+        fine = None if self.fine_labels is None else self.fine_labels[index]
+        paths = [self.paths[i] for i in index.tolist()]
+        return ImageSamples(self.labels[index], fine, paths, self.image_size, self.resize)
+
 
 def _need(root: Path, name: str, kind: str) -> Path:
     p = root / name
