@@ -18,6 +18,8 @@ from .errors import InvalidParams
 GROUP = "nearpos.plugins"
 REQUIRED_ATTRS = ("name", "version", "description", "config_class", "miner", "wrap")
 log = logging.getLogger("nearpos_runtime.plugins")
+# Stands for every pytorch-metric-learning loss class in hello's plugin ``losses``.
+PML_PATTERN = "pml:*"
 
 
 @dataclass
@@ -28,13 +30,32 @@ class LoadedPlugin:
     adapter: pydantic.TypeAdapter[Any]
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "version": str(self.obj.version),
             "description": str(self.obj.description),
             "module": self.module,
             "config_schema": self.adapter.json_schema(),
         }
+        losses = self.hello_losses()
+        if losses is not None:
+            out["losses"] = losses
+        return out
+
+    def hello_losses(self) -> list[str] | None:
+        """Loss names for hello: ``list_losses()`` plus the pattern ``pml:*`` when it lists
+        pytorch-metric-learning losses (any PML class name is then accepted by name and
+        checked by ``create_loss``). None when the plugin offers no list."""
+        try:
+            names = self.list_losses()
+        except Exception as exc:  # a broken hook must not break hello
+            log.warning("plugin %s: list_losses failed: %s: %s", self.name, type(exc).__name__, exc)
+            return None
+        if names is None:
+            return None
+        if any(n.startswith("pml:") for n in names) and PML_PATTERN not in names:
+            names.append(PML_PATTERN)
+        return names
 
     def validate_config(self, config: Any, where: str = "params.config") -> dict[str, Any]:
         """The full config (defaults filled in) as a dict; InvalidParams naming bad fields."""

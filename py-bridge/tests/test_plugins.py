@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nearpos_runtime.client import Client
 from nearpos_runtime.errors import InvalidParams
 from nearpos_runtime.plugins import PluginIndex, discover
 
@@ -46,3 +47,18 @@ def test_loss_factory_is_found_through_the_package(index: PluginIndex) -> None:
     assert plugin.list_losses() == ["pml:TripletMarginLoss", "pml:ContrastiveLoss"]
     loss = plugin.create_loss_fn()("pml:ContrastiveLoss", pos_margin=0.1)
     assert type(loss).__name__ == "ContrastiveLoss"
+
+
+def test_describe_lists_losses_with_the_pml_pattern(index: PluginIndex) -> None:
+    described = index.get("np-test").describe()
+    assert described["losses"] == ["pml:TripletMarginLoss", "pml:ContrastiveLoss", "pml:*"]
+
+
+def test_hello_lists_each_plugins_losses(client: Client) -> None:
+    plugins = {p["name"]: p for p in client.hello()["plugins"]}
+    from nearest_positive.losses import list_losses
+
+    assert plugins["np-test"]["losses"][-1] == "pml:*"
+    np_losses = plugins["nearest-positive"]["losses"]
+    assert np_losses[:-1] == list_losses() and np_losses[-1] == "pml:*"
+    assert {"triplet", "margin", "contrastive", "multi-similarity"} <= set(np_losses)
