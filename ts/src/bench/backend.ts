@@ -40,6 +40,8 @@ export class RuntimeBackend implements BenchBackend {
       elapsed_s: Number(r.elapsed_s),
       samples_per_s: Number(r.samples_per_s),
       device: String(r.device),
+      best_step: typeof r.best_step === "number" ? r.best_step : null,
+      best_val_metrics: (r.best_val_metrics ?? null) as MetricSet | null,
     };
   }
 

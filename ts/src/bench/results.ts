@@ -30,6 +30,59 @@ export function metricValue(m: MetricSet, key: string): number | undefined {
   return typeof v === "number" ? v : undefined;
 }
 
+/**
+ * Cross-validation: replaces the per-fold records of each (loss, sampler, seed) by one record
+ * whose metrics are the mean over its folds of each fold's selected model (a metric missing in
+ * any fold is left out). Records without a fold pass through unchanged, in order.
+ */
+export function averageFolds(records: readonly RunRecord[]): RunRecord[] {
+  const out: RunRecord[] = [];
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    if (r.fold === undefined) {
+      out.push(r);
+      continue;
+    }
+    const key = r.id.replace(/__f\d+$/, "");
+    const g = groups.get(key);
+    if (g) g.push(r);
+    else {
+      const fresh = [r];
+      groups.set(key, fresh);
+      out.push({ ...r, id: key }); // placeholder at the group's first position
+    }
+  }
+  return out.map((r) => {
+    const folds = groups.get(r.id);
+    if (!folds || r.fold === undefined) return r;
+    const metrics: MetricSet = { coarse: {} };
+    for (const group of ["coarse", "fine"] as const) {
+      const names = Object.keys(folds[0]!.metrics[group] ?? {});
+      const mean: Record<string, number> = {};
+      for (const n of names) {
+        const xs = folds.map((f) => f.metrics[group]?.[n]);
+        if (xs.every((x): x is number => typeof x === "number")) mean[n] = xs.reduce((a, b) => a + b, 0) / xs.length;
+      }
+      if (group === "coarse") metrics.coarse = mean;
+      else if (names.length > 0) metrics.fine = mean;
+    }
+    const sum = (f: (x: RunRecord) => number) => folds.reduce((a, x) => a + f(x), 0);
+    const { fold: _fold, best_step: _b, best_val_metrics: _v, ...rest } = r;
+    return {
+      ...rest,
+      id: r.id,
+      config_sha256: folds.map((f) => f.config_sha256).join(","),
+      metrics,
+      folds: folds.length,
+      steps: sum((x) => x.steps),
+      elapsed_s: sum((x) => x.elapsed_s),
+      wall_s: sum((x) => x.wall_s),
+      samples_per_s: sum((x) => x.samples_per_s) / folds.length,
+      final_loss: null,
+    };
+  });
+}
+
 /** Runs of one (loss, sampler) over seeds. */
 export interface Variant {
   lossId: string;

@@ -11,7 +11,7 @@ import { sha256Of } from "./canonical.ts";
 import { buildManifest, type Manifest } from "./manifest.ts";
 import { Progress } from "./progress.ts";
 import { embeddingFigure, reportHtml, summaryMarkdown, textTable, type Curve, type ReportInput } from "./report.ts";
-import { aggregate, checkClaim, metricValue, SUMMARY_COLUMNS, type ClaimVerdict, type Variant } from "./results.ts";
+import { aggregate, averageFolds, checkClaim, metricValue, SUMMARY_COLUMNS, type ClaimVerdict, type Variant } from "./results.ts";
 import type { RunSpec, Suite } from "./suite.ts";
 import type { BenchBackend, MetricSet, Projection, RunRecord } from "./types.ts";
 
@@ -64,11 +64,15 @@ export function resultsCsv(records: readonly RunRecord[]): string {
 
 /** Writes the aggregate outputs from the records found in `outDir`. */
 export function writeReports(outDir: string, manifest: Manifest, records: RunRecord[]): { variants: Variant[]; claims: ClaimVerdict[]; table: string } {
-  const variants = aggregate(records);
+  // Cross-validation: a seed's figure is the mean over its folds' selected models.
+  const runs = averageFolds(records);
+  const foldRuns = records.filter((r) => r.fold !== undefined);
+  const variants = aggregate(runs);
   const claims = manifest.suite.claim ? checkClaim(manifest.suite.claim, variants) : [];
   const curves: Curve[] = [];
   const projections: ReportInput["projections"] = {};
   for (const r of records) {
+    if (r.fold !== undefined && r.fold > 0) continue; // one curve per seed: fold 0's
     const dir = join(outDir, "runs", r.id);
     const jsonl = join(dir, "metrics.jsonl");
     if (existsSync(jsonl)) {
@@ -88,8 +92,8 @@ export function writeReports(outDir: string, manifest: Manifest, records: RunRec
   ];
   const input: ReportInput = { suiteName: manifest.suite.name, description: manifest.suite.description, variants, claims, curves, projections, provenance, maxPoints: manifest.suite.projection.max_points };
   const summary = variants.map((x) => ({ loss: x.lossId, sampler: x.sampler, baseline: x.baseline, seeds: x.seeds, stats: x.stats, values: x.values }));
-  writeJsonAtomic(join(outDir, "results.json"), { suite: manifest.suite.name, config_sha256: manifest.config_sha256, columns: SUMMARY_COLUMNS, runs: records, summary, claims });
-  writeAtomic(join(outDir, "results.csv"), resultsCsv(records));
+  writeJsonAtomic(join(outDir, "results.json"), { suite: manifest.suite.name, config_sha256: manifest.config_sha256, columns: SUMMARY_COLUMNS, runs, ...(foldRuns.length > 0 ? { fold_runs: foldRuns } : {}), summary, claims });
+  writeAtomic(join(outDir, "results.csv"), resultsCsv(runs));
   writeAtomic(join(outDir, "summary.md"), summaryMarkdown(input));
   writeAtomic(join(outDir, "report.html"), reportHtml(input));
   if (Object.keys(projections).length > 0) writeAtomic(join(outDir, "embedding.svg"), embeddingFigure(input));
@@ -167,6 +171,7 @@ export async function runSuite(o: RunSuiteOptions): Promise<SuiteOutcome> {
       samples_per_s: result.samples_per_s,
       device: result.device,
       final_loss: result.losses.length > 0 ? result.losses[result.losses.length - 1]! : null,
+      ...(run.fold !== undefined ? { fold: run.fold, best_step: result.best_step ?? null, best_val_metrics: result.best_val_metrics ?? null } : {}),
     };
     writeJsonAtomic(join(dir, "final.json"), record);
     records.push(record);

@@ -87,3 +87,20 @@ describe("expandSuite", () => {
     expect(expandEnv({ a: "${X}/cub", b: ["${Y:-data}/x"], c: 1 }, { X: "/d" })).toEqual({ a: "/d/cub", b: ["data/x"], c: 1 });
   });
 });
+
+describe("cross-validation expansion", () => {
+  it("an MLRC suite runs each (loss, sampler, seed) once per class-disjoint fold with model selection", () => {
+    const { suite } = loadSuite("cub200-mlrc");
+    const cv = suite.cross_validation!;
+    const plain = expandSuite({ ...suite, cross_validation: undefined });
+    const runs = expandSuite(suite);
+    expect(runs).toHaveLength(plain.length * cv.folds);
+    const ofFirst = runs.filter((r) => r.id.startsWith(`${plain[0]!.id}__f`));
+    expect(ofFirst.map((r) => r.fold)).toEqual([...Array(cv.folds).keys()]);
+    for (const r of ofFirst) {
+      expect(r.id).toBe(`${plain[0]!.id}__f${r.fold}`);
+      expect(r.train.data).toMatchObject({ kind: "cub", folds: cv.folds, fold: r.fold });
+      expect(r.train).toMatchObject({ select_best: true, select_on: cv.select_on });
+    }
+  });
+});

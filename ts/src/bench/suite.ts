@@ -211,8 +211,12 @@ export function expandEnv<T>(value: T, env: NodeJS.ProcessEnv = process.env): T 
 
 /** One run of the matrix. */
 export interface RunSpec {
-  /** Stable id: <loss id>__<sampler>__s<seed>. */
+  /** Stable id: <loss id>__<sampler>__s<seed>, with __f<fold> appended for a cross-validation fold. */
   id: string;
+  /** Cross-validation: the held-out fold of this run (absent without cross-validation). */
+  fold?: number;
+  /** Cross-validation: the number of folds. */
+  folds?: number;
   lossId: string;
   /** Index of the loss in suite.losses (-1: added from the command line). */
   lossIndex: number;
@@ -235,7 +239,23 @@ export interface Selection {
   quick?: boolean;
 }
 
-/** Expands a suite into its runs, in a stable order (loss, sampler, seed). */
+/**
+ * One run per class-disjoint fold: fold k holds out the k-th fold of the training classes as
+ * the runtime's "val" split and keeps the weights with the best `select_on` there
+ * (`data.folds`, `data.fold`, `select_best`, `select_on` of docs/training.md).
+ */
+export function expandFolds(run: RunSpec, cv: Suite["cross_validation"]): RunSpec[] {
+  if (!cv) return [run];
+  return Array.from({ length: cv.folds }, (_, fold) => ({
+    ...run,
+    id: `${run.id}__f${fold}`,
+    fold,
+    folds: cv.folds,
+    train: deepMerge(run.train, { data: { folds: cv.folds, fold }, select_best: true, select_on: cv.select_on }),
+  }));
+}
+
+/** Expands a suite into its runs, in a stable order (loss, sampler, seed, fold). */
 export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
   let losses: { entry: LossEntry; index: number; id: string }[] = suite.losses.map((entry, index) => ({ entry, index, id: entry.id ?? lossId(entry.name) }));
   if (sel.losses && sel.losses.length > 0) {
@@ -261,7 +281,8 @@ export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
           sampler: { name: sampler, config: l.entry.sampler_config },
           seed,
         });
-        runs.push({ id: `${l.id}__${sampler}__s${seed}`, lossId: l.id, lossIndex: l.index, sampler, baseline: sampler === l.entry.baseline, seed, train });
+        const run: RunSpec = { id: `${l.id}__${sampler}__s${seed}`, lossId: l.id, lossIndex: l.index, sampler, baseline: sampler === l.entry.baseline, seed, train };
+        runs.push(...expandFolds(run, suite.cross_validation));
       }
     }
   }

@@ -22,6 +22,10 @@ export interface TrainOutcome {
   elapsed_s: number;
   samples_per_s: number;
   device: string;
+  /** With `select_best`: the evaluation step whose weights were kept (metrics are that step's). */
+  best_step?: number | null;
+  /** With `select_best`: the validation metrics of that step. */
+  best_val_metrics?: MetricSet | null;
 }
 
 /** An event of a running `train` call. */
@@ -47,7 +51,8 @@ export interface HelloInfo {
   platform: string;
   devices: { type: string; index: number; name: string; memory_bytes?: number }[];
   methods: { name: string; description?: string; params_schema?: unknown }[];
-  plugins: { name: string; version: string; description?: string }[];
+  /** `losses`: the loss names the plugin accepts; an entry ending in "*" is a prefix pattern ("pml:*"). */
+  plugins: { name: string; version: string; description?: string; config_schema?: unknown; losses?: string[] }[];
   plugin_errors?: { name: string; error: string }[];
 }
 
@@ -79,4 +84,11 @@ export interface RunRecord {
   samples_per_s: number;
   device: string;
   final_loss: number | null;
+  /** Cross-validation: the held-out fold of this run. */
+  fold?: number;
+  /** Cross-validation: folds averaged into this record (a per-seed record made from per-fold runs). */
+  folds?: number;
+  /** Cross-validation: the selected step and its validation metrics. */
+  best_step?: number | null;
+  best_val_metrics?: MetricSet | null;
 }

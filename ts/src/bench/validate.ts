@@ -185,3 +185,31 @@ export function validateSamplers(plugins: readonly { name: string; config_schema
   }
   return issues;
 }
+
+/** Whether `name` is one of `known`, where an entry ending in "*" matches any name with that prefix. */
+export function lossKnown(name: string, known: readonly string[]): boolean {
+  return known.some((k) => (k.endsWith("*") ? name.startsWith(k.slice(0, -1)) : k === name));
+}
+
+/**
+ * Checks each run's loss name against the losses its sampler plugin reports in hello
+ * (`plugins[].losses`). A plugin that reports no list is not checked. `pml:<Class>` names pass
+ * when the plugin lists the pattern "pml:*" (pytorch-metric-learning installed); the class
+ * name itself is then checked by the runtime's `train`.
+ */
+export function validateLosses(plugins: readonly { name: string; losses?: readonly string[] }[], runs: readonly RunSpec[]): RunIssue[] {
+  const issues: RunIssue[] = [];
+  const seen = new Set<string>();
+  for (const run of runs) {
+    const known = plugins.find((p) => p.name === run.sampler)?.losses;
+    const name = (run.train.loss as { name?: unknown } | undefined)?.name;
+    if (!known || typeof name !== "string" || lossKnown(name, known)) continue;
+    const path = suiteLocation(run, ["loss", "name"]);
+    const message = `unknown loss "${name}" for sampler "${run.sampler}"; known losses: ${known.map((k) => JSON.stringify(k)).join(", ")}`;
+    // One issue per suite location and name, though every sampler of the loss repeats it.
+    if (seen.has(`${path}|${name}`)) continue;
+    seen.add(`${path}|${name}`);
+    issues.push({ run: run.id, path, message });
+  }
+  return issues;
+}

