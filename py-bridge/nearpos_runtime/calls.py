@@ -22,19 +22,30 @@ Outgoing = tuple[bytes, list[Buffer]]  # (routing identity, frames)
 
 
 class Outbox:
-    """Messages for the request socket from any thread; a pipe wakes the IO thread's poll."""
+    """Messages for the request socket from any thread; a pipe wakes the IO thread's poll.
+
+    The thread that drains (``drained_on_this_thread``) needs no wake-up: it drains after
+    each batch of requests it handled, so its own messages skip the pipe.
+    """
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
+        self._drainer: int | None = None
 
     def fileno(self) -> int:
         return self._read
 
+    def drained_on_this_thread(self) -> None:
+        """Declare the calling thread the one that drains, after every request it handles."""
+        self._drainer = threading.get_ident()
+
     def put(self, ident: bytes, frames: list[Buffer]) -> None:
         self._queue.put((ident, frames))
+        if threading.get_ident() == self._drainer:
+            return
         try:
             os.write(self._write, b"\0")
         except BlockingIOError:

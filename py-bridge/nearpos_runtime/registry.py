@@ -21,6 +21,7 @@ class MethodSpec:
     func: MethodFn
     params: type[pydantic.BaseModel] | None
     description: str
+    inline: bool = False
 
     def params_schema(self) -> dict[str, Any]:
         if self.params is None:
@@ -50,12 +51,19 @@ _METHODS: dict[str, MethodSpec] = {}
 
 
 def method(
-    name: str, *, params: type[pydantic.BaseModel] | None = None, description: str = ""
+    name: str,
+    *,
+    params: type[pydantic.BaseModel] | None = None,
+    description: str = "",
+    inline: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``func(ctx, params)`` under ``name``.
 
     ``params`` is a pydantic model (tensor fields typed ``TensorField``); None means the
     method takes any JSON object, passed as a dict. The return value may hold tensors.
+    ``inline=True`` runs the method on the thread that received the request, with no hop
+    to a worker: only for methods that take microseconds and never block (a slow one
+    stalls every other call), and cancellation cannot reach them (docs/runtime.md).
     """
     if params is not None and not (
         isinstance(params, type) and issubclass(params, pydantic.BaseModel)
@@ -70,7 +78,7 @@ def method(
                 f"{func.__module__})"
             )
         doc = description or (func.__doc__ or "").strip().split("\n")[0]
-        _METHODS[name] = MethodSpec(name, func, params, doc)
+        _METHODS[name] = MethodSpec(name, func, params, doc, inline)
         return func
 
     return register

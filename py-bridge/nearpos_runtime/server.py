@@ -83,7 +83,7 @@ class RuntimeCore:
         ``frames`` excludes any routing identity."""
         try:
             message = verify(self.key, frames, self.max_message_bytes)
-            self.replay.check(message.msg_id, message.header["date"])
+            self.replay.check(message.msg_id, message.header["date"], when=message.when)
         except Dropped as exc:
             with self._dropped_lock:
                 self.dropped[exc.reason] += 1
@@ -126,7 +126,10 @@ class RuntimeCore:
             call.fail(type(exc).__name__, str(exc), [], exc.code)
             return
         self.calls.add(call)
-        self.pool.submit(run_call, call, spec, params, self.objects)
+        if spec.inline:  # microseconds of work: cheaper here than a hop to a worker
+            run_call(call, spec, params, self.objects)
+        else:
+            self.pool.submit(run_call, call, spec, params, self.objects)
 
     # -- control channel ----------------------------------------------------------------
 

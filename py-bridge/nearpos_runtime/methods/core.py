@@ -15,7 +15,9 @@ from ..protocol.tensors import DTYPES, TensorField
 from ..registry import method
 
 
-@method("echo", description="Returns its params unchanged (tensors sent back as received).")
+@method(
+    "echo", inline=True, description="Returns its params unchanged (tensors sent back as received)."
+)
 def echo(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     return params
 
@@ -47,7 +49,7 @@ class ReleaseParams(BaseModel):
     id: str = Field(description="handle returned by the method that created the object")
 
 
-@method("release", params=ReleaseParams, description="Frees an object-store handle.")
+@method("release", params=ReleaseParams, inline=True, description="Frees an object-store handle.")
 def release(ctx: CallContext, params: ReleaseParams) -> dict[str, bool]:
     return {"released": ctx.objects.delete(params.id)}
 
@@ -57,7 +59,12 @@ class BytesInParams(BaseModel):
     tensor: TensorField
 
 
-@method("bytes_in", params=BytesInParams, description="Receives a tensor; returns its size.")
+@method(
+    "bytes_in",
+    params=BytesInParams,
+    inline=True,
+    description="Receives a tensor; returns its size.",
+)
 def bytes_in(ctx: CallContext, params: BytesInParams) -> dict[str, int]:
     t = params.tensor
     return {"nbytes": t.numel() * t.element_size()}
@@ -72,7 +79,12 @@ class BytesOutParams(BaseModel):
     dtype: DtypeName = Field("float32", description="dtype of the tensor")  # type: ignore[valid-type]
 
 
-@method("bytes_out", params=BytesOutParams, description="Sends back a tensor of nbytes bytes.")
+@method(
+    "bytes_out",
+    params=BytesOutParams,
+    inline=True,
+    description="Sends back a tensor of nbytes bytes.",
+)
 def bytes_out(ctx: CallContext, params: BytesOutParams) -> torch.Tensor:
     dtype = DTYPES[params.dtype]
     itemsize = torch.empty((), dtype=dtype).element_size()

@@ -29,13 +29,18 @@ class ReplayGuard:
         self._floor = float("-inf")
         self._lock = threading.Lock()
 
-    def check(self, msg_id: str, date: str, now: float | None = None) -> None:
-        """Raise Dropped("replayed") for a seen id or an out-of-window date, else record it."""
+    def check(
+        self, msg_id: str, date: str, now: float | None = None, when: float | None = None
+    ) -> None:
+        """Raise Dropped("replayed") for a seen id or an out-of-window date, else record it.
+
+        ``when`` is ``date`` already parsed to epoch seconds (saves parsing it twice)."""
         now = time.time() if now is None else now
-        try:
-            when = parse_date(date).timestamp()
-        except ValueError:
-            raise Dropped("malformed", f"bad date {date!r}") from None
+        if when is None:
+            try:
+                when = parse_date(date).timestamp()
+            except ValueError:
+                raise Dropped("malformed", f"bad date {date!r}") from None
         if abs(now - when) > self.window_s:
             raise Dropped("replayed", f"date {date} is more than {self.window_s:.0f} s away")
         with self._lock:

@@ -163,8 +163,37 @@ def is_placeholder(value: dict[str, Any]) -> bool:
     return isinstance(index, int) and not isinstance(index, bool)
 
 
+def _plain(value: Any) -> bool:
+    """True when ``value`` is JSON as it stands: exact dict/list/str/int/bool/None, finite
+    floats, string keys, no tensor and nothing reserved. Such a value needs no walk (the
+    ``Encoder`` would return an equal copy); anything else takes the full walk."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        if TENSOR_KEY in value:
+            return False
+        for k, v in value.items():
+            if type(k) is not str or not _plain(v):
+                return False
+        return True
+    if kind is list:
+        for v in value:
+            if not _plain(v):
+                return False
+        return True
+    return False
+
+
 def encode_value(value: Any) -> tuple[Any, list[dict[str, Any]], list[memoryview]]:
     """(JSON value with placeholders, buffer descriptors, buffer frames)."""
+    try:
+        if _plain(value):
+            return value, [], []
+    except RecursionError:
+        pass  # the walk below reports what it can
     encoder = Encoder()
     encoded = encoder.encode(value)
     return encoded, encoder.descriptors, encoder.frames

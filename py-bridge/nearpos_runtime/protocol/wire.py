@@ -7,13 +7,13 @@ bytes: frames 0, 2, 3 always, then every buffer frame when ``header.signed_buffe
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .errors import Dropped
@@ -35,31 +35,66 @@ HEADER_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def _nbytes(frame: Buffer) -> int:
-    return memoryview(frame).nbytes
+# Frames up to this size are joined into one HMAC update (fewer calls into OpenSSL);
+# larger ones are fed as they are (no copy).
+_JOIN_MAX = 64 * 1024
+# HMAC objects keyed once per key (the inner and outer pads are computed once), copied per
+# message: a runtime and its client each use one key.
+_MACS: dict[bytes, Any] = {}
+
+
+def _keyed(key: bytes) -> Any:
+    mac = _MACS.get(key)
+    if mac is None:
+        if len(_MACS) > 64:  # tests make many keys; a process normally has one or two
+            _MACS.clear()
+        mac = _MACS[key] = hmac.new(key, digestmod="sha256")
+    return mac.copy()
 
 
 def signature(key: bytes, frames: Iterable[Buffer]) -> bytes:
     """HMAC-SHA256 over the length-prefixed ``frames``, as 64 lowercase hex ASCII bytes."""
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+    mac = _keyed(key)
+    small: list[Buffer] = []
     for frame in frames:
-        mac.update(_nbytes(frame).to_bytes(8, "big"))
-        mac.update(frame)
+        nbytes = memoryview(frame).nbytes
+        small.append(nbytes.to_bytes(8, "big"))
+        if nbytes <= _JOIN_MAX:
+            small.append(frame)
+        else:
+            mac.update(b"".join(small))
+            small.clear()
+            mac.update(frame)
+    if small:
+        mac.update(b"".join(small))
     return mac.hexdigest().encode("ascii")
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; NaN and infinities are refused (JSON has no spelling for them)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _dumps(obj).encode()
 
 
 def new_msg_id() -> str:
     return secrets.token_hex(16)
 
 
+_clock: tuple[int, str] = (-1, "")  # (a second, its text): one tuple, swapped atomically
+
+
 def utc_now_iso() -> str:
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """The current UTC time as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    global _clock
+    now = time.time()
+    second, text = _clock
+    if int(now) != second:  # strftime once a second, not per message
+        second = int(now)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _clock = (second, text)
+    return f"{text}.{int((now - second) * 1000):03d}Z"
 
 
 def parse_date(text: str) -> datetime:
@@ -115,6 +150,8 @@ class Incoming:
     header: dict[str, Any]
     content: dict[str, Any]
     buffers: list[memoryview] = field(default_factory=list)
+    # header.date as epoch seconds, parsed once by ``verify`` (the replay check reuses it)
+    when: float | None = None
 
     @property
     def msg_id(self) -> str:
@@ -133,18 +170,17 @@ def _parse_object(data: memoryview) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _header_problem(header: dict[str, Any]) -> str | None:
+def _header_problem(header: dict[str, Any]) -> str | float:
+    """What is wrong with ``header``, or (all fine) its date as epoch seconds."""
     for name, types in HEADER_FIELDS.items():
         if name not in header:
             return f"header lacks {name!r}"
-        value = header[name]
-        if not isinstance(value, types) or (types == (str,) and isinstance(value, bool)):
+        if not isinstance(header[name], types):
             return f"header.{name} has the wrong type"
     try:
-        parse_date(header["date"])
+        return parse_date(header["date"]).timestamp()
     except ValueError:
         return f"header.date {header['date']!r} is not an ISO 8601 date with a time zone"
-    return None
 
 
 def verify(key: bytes, frames: Sequence[Buffer], max_message_bytes: int) -> Incoming:
@@ -169,10 +205,10 @@ def verify(key: bytes, frames: Sequence[Buffer], max_message_bytes: int) -> Inco
         raise Dropped("bad_signature")
     if header is None:
         raise Dropped("malformed", "header is not a JSON object")
-    problem = _header_problem(header)
-    if problem:
-        raise Dropped("malformed", problem)
+    when = _header_problem(header)
+    if isinstance(when, str):
+        raise Dropped("malformed", when)
     content = _parse_object(views[3])
     if content is None:
         raise Dropped("malformed", "content is not a JSON object")
-    return Incoming(header, content, views[4:])
+    return Incoming(header, content, views[4:], when)

@@ -70,6 +70,7 @@ class ZmqServer:
 
     def _io_loop(self) -> None:
         outbox = self.core.outbox
+        outbox.drained_on_this_thread()  # inline calls' replies go out in the _flush below
         poller = zmq.Poller()
         poller.register(self.request, zmq.POLLIN)
         poller.register(outbox.fileno(), zmq.POLLIN)
