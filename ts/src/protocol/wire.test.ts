@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -26,6 +26,26 @@ describe("sign", () => {
     const b = sign(key, [Buffer.from("a"), Buffer.from("bc")]);
     expect(a).toMatch(/^[0-9a-f]{64}$/);
     expect(a).not.toBe(b);
+  });
+
+  it("equals a per-frame HMAC whatever the mix of short and long frames", () => {
+    const reference = (frames: Uint8Array[]): string => {
+      const h = createHmac("sha256", key);
+      for (const f of frames) {
+        const len = Buffer.alloc(8);
+        len.writeBigUInt64BE(BigInt(f.byteLength));
+        h.update(len).update(f);
+      }
+      return h.digest("hex");
+    };
+    const sizes = [[], [0], [3, 0, 7], [65536, 65537], [5, 200_000, 9, 300_000, 1], [1 << 20]];
+    for (const s of sizes) {
+      const frames = s.map((n) => randomBytes(n));
+      expect(sign(key, frames)).toBe(reference(frames));
+      // views into a larger buffer (as received frames are) sign only their own bytes
+      const views = frames.map((f) => Buffer.concat([Buffer.from("xx"), f, Buffer.from("y")]).subarray(2, 2 + f.byteLength));
+      expect(sign(key, views)).toBe(reference(frames));
+    }
   });
 });
 
