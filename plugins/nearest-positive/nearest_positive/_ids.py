@@ -33,15 +33,23 @@ class SelfMatches:
     def pairs(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(local row, reference column) for anchors `rows` (local row = position in rows)."""
         c = self.count[rows]
-        total = int(c.sum())
-        if total == 0:
+        cmax = int(c.max()) if len(c) else 0
+        if cmax == 0:
             e = torch.zeros(0, dtype=torch.long, device=rows.device)
             return e, e
-        local = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), c)
-        first = torch.cumsum(c, 0) - c
-        offs = torch.arange(total, device=rows.device) - torch.repeat_interleave(first, c)
-        cols = self.order[torch.repeat_interleave(self.start[rows], c) + offs]
-        return local, cols
+        # One pass per copy number j (cmax is the most copies any anchor has, usually 1):
+        # cheaper than repeat_interleave, which is slow on CPU even for short inputs.
+        start = self.start[rows]
+        locals_, cols = [], []
+        for j in range(cmax):
+            local = torch.nonzero(c > j).squeeze(1)
+            locals_.append(local)
+            cols.append(self.order[start[local] + j])
+        if cmax == 1:
+            return locals_[0], cols[0]
+        local, col = torch.cat(locals_), torch.cat(cols)
+        by_row = torch.argsort(local, stable=True)  # grouped by row, copies in order
+        return local[by_row], col[by_row]
 
 
 _HASH_SEED = 0x5EED

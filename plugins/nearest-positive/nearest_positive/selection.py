@@ -8,6 +8,7 @@ import torch
 
 from ._ids import SelfMatches
 from ._validation import check_choice, check_inputs, check_tile_size
+from .class_blocks import ClassIndex, choose_in_blocks
 from .distances import DISTANCES, Space
 from .tiling import tile_rows, tiles
 
@@ -40,6 +41,7 @@ class Prepared(NamedTuple):
     ref_labels: torch.Tensor
     self_matches: SelfMatches
     rows_per_tile: int
+    tile_size: int | None  # as requested (None: sized from the memory budget)
     ids: torch.Tensor | None  # None: the reference shares no identity with the batch
     ref_ids: torch.Tensor | None
 
@@ -81,112 +83,38 @@ def prepare(
     rows = tile_rows(
         emb.shape[0], space.refs.shape[0], tile_size, space.refs.element_size()
     )
-    return Prepared(space, lab, rlab, matches, rows, a_ids, r_ids)
+    return Prepared(space, lab, rlab, matches, rows, tile_size, a_ids, r_ids)
 
 
-class Scratch:
-    """Tile-sized buffers reused across tiles (scores and one bool mask)."""
-
-    def __init__(self, p: Prepared) -> None:
-        m = p.space.refs.shape[0]
-        t = min(p.rows_per_tile, max(p.space.anchors.shape[0], 1))
-        dev = p.space.anchors.device
-        self.scores = torch.empty((t, m), dtype=p.space.anchors.dtype, device=dev)
-        self.mask = torch.empty((t, m), dtype=torch.bool, device=dev)
-
-    def views(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.scores[:n], self.mask[:n]
-
-
-def positive_candidates(
-    p: Prepared, rows: torch.Tensor, fill: float, scratch: Scratch | None = None
-) -> torch.Tensor:
-    """Scores of `rows` with every non-candidate (other label, same id) set to `fill`."""
-    if scratch is None:
-        s = p.space.scores(rows)
-        mask = p.labels[rows].unsqueeze(1) != p.ref_labels.unsqueeze(0)
-    else:
-        sbuf, mask = scratch.views(len(rows))
-        s = p.space.scores(rows, out=sbuf)
-        torch.ne(p.labels[rows].unsqueeze(1), p.ref_labels.unsqueeze(0), out=mask)
-    s.masked_fill_(mask, fill)
-    local, cols = p.self_matches.pairs(rows)
-    if len(local):
-        s[local, cols] = fill
-    return s
-
-
-#: Candidates whose matmul score is within this relative distance of the best are
-#: re-ranked on exactly computed distances (see refine_ties).
-TIE_RTOL = {torch.float32: 1e-5, torch.float64: 1e-12}
-#: Re-ranking is skipped for a tile with more near-ties than this per row on average
-#: (degenerate batches of near-identical rows); the matmul order is kept there.
-MAX_TIES_PER_ROW = 64
-
-
-def refine_ties(
-    p: Prepared,
-    rows: torch.Tensor,
-    s: torch.Tensor,
-    val: torch.Tensor,
-    idx: torch.Tensor,
-    ok: torch.Tensor,
-    largest: bool,
-    scratch: Scratch | None = None,
-) -> torch.Tensor:
-    """Make ties exact: the matmul gives identical reference rows slightly different
-    scores depending on their column position, so near-best candidates are compared again
-    on distances computed row by row (bitwise-equal rows then tie exactly) and the
-    smallest index wins among equals."""
-    scale = p.space.anchor_sq[rows] + p.space.ref_sq.max() + 1.0
-    tol = TIE_RTOL[s.dtype] * scale
-    v = torch.where(ok, val, torch.zeros_like(val))
-    gap = (v - tol).unsqueeze(1) if largest else (v + tol).unsqueeze(1)
-    out = None if scratch is None else scratch.views(len(rows))[1]
-    near = torch.ge(s, gap, out=out) if largest else torch.le(s, gap, out=out)
-    near &= ok.unsqueeze(1)
-    count = int(near.sum())
-    if count <= int(ok.sum()) or count > MAX_TIES_PER_ROW * len(rows):
-        return idx  # no near-ties at all (one candidate per row), or degenerate tile
-    r, c = torch.nonzero(near, as_tuple=True)
-    exact = p.space.pair_distance(rows[r], c)
-    if largest:
-        exact = -exact
-    n = len(rows)
-    best = exact.new_full((n,), float("inf")).scatter_reduce(0, r, exact, "amin")
-    big = torch.iinfo(torch.long).max
-    key = torch.where(exact == best[r], c, torch.full_like(c, big))
-    first = torch.full((n,), big, dtype=torch.long, device=idx.device).scatter_reduce(
-        0, r, key, "amin"
-    )
-    return torch.where(ok, first, idx)
-
-
-#: The grouped path is used when the largest class in the reference holds at most this
-#: fraction of its rows (then comparing within classes is far cheaper than B x M).
-GROUPED_MAX_FRACTION = 1 / 16
+#: Classes with at most this many reference rows are compared by gathering their rows
+#: per anchor (exact distances, no matmul); larger classes get one score matmul per
+#: (class, anchor tile) in class_blocks. Gathering wins for small classes: no per-class
+#: Python loop, and B x K x d work is tiny when K is small.
+GROUPED_MAX_ROWS = 32
 #: Scratch budget of the grouped path (bytes of gathered candidate rows per tile).
 GROUPED_BUDGET_BYTES = 16 * 2**20
 
 
 def choose_positives_grouped(
-    p: Prepared, strategy: str, generator: torch.Generator | None, kmax: int,
-    order: torch.Tensor, lo: torch.Tensor, cnt: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Positives compared within each label only: anchors gather their class's reference
-    rows (sorted by label, then index) and measure exact distances to them."""
+    p: Prepared, ci: ClassIndex, anchors: torch.Tensor, strategy: str,
+    generator: torch.Generator | None,
+    best: torch.Tensor, best_score: torch.Tensor, found: torch.Tensor,
+) -> None:
+    """Positives of `anchors` compared within each label only: each anchor gathers its
+    class's reference rows (sorted by label, then index) and measures exact distances."""
     sp = p.space
-    n, d = sp.anchors.shape
+    if len(anchors) == 0:
+        return
+    kmax = max(int(ci.cnt[anchors].max()), 1)
+    d = sp.anchors.shape[1]
     device = sp.anchors.device
-    best = torch.zeros(n, dtype=torch.long, device=device)
-    best_score = torch.zeros(n, dtype=sp.anchors.dtype, device=device)
-    found = torch.zeros(n, dtype=torch.bool, device=device)
     rows_per = max(1, GROUPED_BUDGET_BYTES // (kmax * (d + 4) * sp.anchors.element_size()))
     k = torch.arange(kmax, device=device)
     m = sp.refs.shape[0]
-    for rows in tiles(n, rows_per, device):
-        valid = k.unsqueeze(0) < cnt[rows].unsqueeze(1)
-        cand = order[(lo[rows].unsqueeze(1) + k).clamp(max=m - 1)]
+    for part in tiles(len(anchors), rows_per, device):
+        rows = anchors[part]
+        valid = k.unsqueeze(0) < ci.cnt[rows].unsqueeze(1)
+        cand = ci.order[(ci.lo[rows].unsqueeze(1) + k).clamp(max=m - 1)]
         if p.ids is not None and p.ref_ids is not None:
             valid &= p.ref_ids[cand] != p.ids[rows].unsqueeze(1)
         a = sp.anchors[rows].unsqueeze(1)
@@ -206,7 +134,6 @@ def choose_positives_grouped(
         best[rows] = cand.gather(1, j.unsqueeze(1)).squeeze(1)
         best_score[rows] = val
         found[rows] = valid.any(1)
-    return best, best_score, found
 
 
 def choose_positives(
@@ -216,49 +143,23 @@ def choose_positives(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(positive index per anchor, its score, has-candidate mask) for every anchor.
 
-    Two exact paths: grouped by label when classes are small relative to the reference
-    (the usual P x K batch), else dense row tiles with a masked arg-min over all rows.
+    Both paths are exact and compare an anchor only with its own class's reference rows:
+    small classes by gathering those rows, large ones by one matmul per anchor tile.
     """
     n = p.space.anchors.shape[0]
-    m = p.space.refs.shape[0]
-    if n and m:
-        sorted_labels, order = torch.sort(p.ref_labels, stable=True)
-        lo = torch.searchsorted(sorted_labels, p.labels, side="left")
-        cnt = torch.searchsorted(sorted_labels, p.labels, side="right") - lo
-        kmax = int(cnt.max())
-        if kmax == 0:
-            z = torch.zeros(n, dtype=torch.long, device=p.space.anchors.device)
-            return z, z.to(p.space.anchors.dtype), z.bool()
-        if kmax <= GROUPED_MAX_FRACTION * m:
-            return choose_positives_grouped(p, strategy, generator, kmax, order, lo, cnt)
     device = p.space.anchors.device
     best = torch.zeros(n, dtype=torch.long, device=device)
     best_score = torch.zeros(n, dtype=p.space.anchors.dtype, device=device)
     found = torch.zeros(n, dtype=torch.bool, device=device)
-    if p.space.refs.shape[0] == 0:
+    if n == 0 or p.space.refs.shape[0] == 0:
         return best, best_score, found
-    scratch = Scratch(p) if strategy != "random" else None
-    for rows in tiles(n, p.rows_per_tile, device):
-        if strategy == "nearest":
-            s = positive_candidates(p, rows, float("inf"), scratch)
-            val, idx = s.min(1)  # first index on ties, like torch.argmin
-            ok = torch.isfinite(val)
-            idx = refine_ties(p, rows, s, val, idx, ok, largest=False, scratch=scratch)
-        elif strategy == "hardest":
-            s = positive_candidates(p, rows, float("-inf"), scratch)
-            val, idx = s.max(1)
-            ok = torch.isfinite(val)
-            idx = refine_ties(p, rows, s, val, idx, ok, largest=True, scratch=scratch)
-        else:  # random: uniform among candidates, via random keys on a masked tile
-            s = positive_candidates(p, rows, float("nan"))
-            keys = torch.rand(s.shape, generator=generator, device=device, dtype=s.dtype)
-            keys.masked_fill_(torch.isnan(s), -1.0)
-            kval, idx = keys.max(1)
-            val = s.gather(1, idx.unsqueeze(1)).squeeze(1)
-            ok = kval >= 0
-        best[rows] = idx
-        best_score[rows] = val
-        found[rows] = ok
+    ci = ClassIndex(p)
+    small = ci.cnt <= GROUPED_MAX_ROWS
+    has_class = ci.cnt > 0
+    grouped = torch.nonzero(small & has_class).squeeze(1)
+    blocks = torch.nonzero(~small).squeeze(1)
+    choose_positives_grouped(p, ci, grouped, strategy, generator, best, best_score, found)
+    choose_in_blocks(p, ci, blocks, strategy, generator, best, best_score, found)
     return best, best_score, found
 
 

@@ -13,11 +13,14 @@ TILE_BUDGET_BYTES = 24 * 2**20
 MIN_TILE_ROWS = 32
 
 
-def tile_rows(n_rows: int, n_refs: int, tile_size: int | None, elem_bytes: int = 4) -> int:
+def tile_rows(
+    n_rows: int, n_refs: int, tile_size: int | None, elem_bytes: int = 4, mask: bool = True
+) -> int:
+    """Anchor rows per tile: `tile_size` if given, else what fits TILE_BUDGET_BYTES."""
     if tile_size is not None:
         return max(1, min(tile_size, max(n_rows, 1)))
     # scores (elem_bytes) + one bool mask + slack for the argmin/gather temporaries
-    per_row = max(n_refs, 1) * (elem_bytes + 2)
+    per_row = max(n_refs, 1) * (elem_bytes + (2 if mask else 0))
     rows = max(MIN_TILE_ROWS, TILE_BUDGET_BYTES // per_row)
     return max(1, min(rows, max(n_rows, 1)))
 

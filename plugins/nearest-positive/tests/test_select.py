@@ -39,11 +39,11 @@ def make_case(seed: int):
     return emb, labels, ref, ref_labels, ids, ref_ids, integer
 
 
-@pytest.fixture(params=["grouped", "dense"])
+@pytest.fixture(params=["grouped", "blocks"])
 def path(request, monkeypatch):
-    """Run with each exact path: within-label groups, or dense tiles over all rows."""
-    fraction = 1.0 if request.param == "grouped" else 0.0
-    monkeypatch.setattr(selection_module, "GROUPED_MAX_FRACTION", fraction)
+    """Run with each exact path: gathered class rows, or one matmul per class tile."""
+    limit = 10**9 if request.param == "grouped" else 0
+    monkeypatch.setattr(selection_module, "GROUPED_MAX_ROWS", limit)
     return request.param
 
 
