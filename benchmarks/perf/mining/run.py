@@ -1,8 +1,9 @@
 """Mining benchmark: `select` vs PML BatchEasyHardMiner(pos_strategy="easy") vs a bare matmul.
 
-Labels are P classes x 4. `select` picks its grouped path there (compare within classes);
-"dense" forces the general path (row tiles over all M rows), the cost when a class is a
-large part of the reference set.
+Labels are P classes x 4 for `select`, PML and the matmul: `select` gathers each anchor's
+few class rows there. "8 classes" and "1 class" give each class a large share of the
+batch (B/8 rows, all B rows): `select` then takes its matmul path, one score matmul per
+(class, anchor tile); with one class that is the full B x M x d matmul.
 
 Each measurement runs in a fresh child process, so its peak memory is measured from a clean
 baseline: a thread samples the process RSS (/proc/self/statm, every 0.5 ms) and reports
@@ -25,9 +26,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZES = [1024, 4096, 8192, 16384, 65536]
+MEMORY_RUNS = 2  # sampled runs per measurement (the peak of them is reported)
+CLASSES = {"select-8": 8, "select-1": 1}  # labels of the few-classes measurements
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -41,7 +45,7 @@ class PeakRSS:
         self.peak = 0
         self._stop = threading.Event()
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> Self:
         self.base = rss()
         self.peak = self.base
         self._t = threading.Thread(target=self._run, daemon=True)
@@ -70,11 +74,11 @@ def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat:
     dev = torch.device(device)
     e = torch.randn(n, dim, device=dev)
     y = torch.arange(n // 4, device=dev).repeat_interleave(4)
-    if method in ("select", "select-dense"):
-        from nearest_positive import select, selection
+    if method.startswith("select"):
+        from nearest_positive import select
 
-        if method == "select-dense":  # the general path: tiles over all M reference rows
-            selection.GROUPED_MAX_FRACTION = 0.0
+        if method in CLASSES:  # few classes, each a large share of the batch
+            y = torch.arange(n, device=dev) % CLASSES[method]
 
         def fn():
             return select(e, y, tile_size=tile)
@@ -97,17 +101,26 @@ def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat:
     # library loading) are not the method's memory
     del_out = fn()
     del del_out
-    times, peaks = [], []
+    # Timed runs have no sampler: its thread takes the GIL every 0.5 ms and a core on
+    # small machines, which slows code that runs Python between torch ops (the bare
+    # matmul is one op and would not feel it). Memory is measured in separate runs.
+    times = []
     for _ in range(repeat):
+        sync()
+        t = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t)
+        del out
+    peaks = []
+    for _ in range(MEMORY_RUNS):
         sync()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
         with PeakRSS() as mem:
-            t = time.perf_counter()
             out = fn()
             sync()
-            times.append(time.perf_counter() - t)
         del out
         peaks.append(
             torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else mem.extra
@@ -119,7 +132,9 @@ def measure(method, n, dim, device, tile, repeat, timeout):
     cmd = [sys.executable, __file__, "--worker", method, str(n), str(dim), device,
            str(tile or 0), str(repeat)]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         return {"skipped": f"timed out after {timeout} s"}
     if out.returncode != 0:
@@ -127,10 +142,10 @@ def measure(method, n, dim, device, tile, repeat, timeout):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def fmt(r: dict) -> str:
+def fmt(r: dict, w: int = 9) -> str:
     if "skipped" in r:
-        return f"{'skipped':>9} {'':>10}"
-    return f"{r['seconds']:9.3f} {r['peak_extra_bytes'] / 2**20:10.1f}"
+        return f"{'skipped':>{w}} {'':>10}"
+    return f"{r['seconds']:{w}.3f} {r['peak_extra_bytes'] / 2**20:10.1f}"
 
 
 def main() -> None:
@@ -140,15 +155,15 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES, help="B = M values")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best time)")
-    ap.add_argument("--dense-max", type=int, default=16384,
-                    help="largest size for the forced dense (all-rows) select path")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per measurement (best time)")
+    ap.add_argument("--few-max", type=int, default=16384,
+                    help="largest size for the 8-class and 1-class select measurements")
     ap.add_argument("--pml-max", type=int, default=8192,
                     help="largest size for PML (its B x M temporaries: ~29 bytes per entry)")
     ap.add_argument("--matmul-max-gib", type=float, default=4.0,
                     help="skip the bare matmul when its B x M float32 output exceeds this")
     ap.add_argument("--tile-sweep", type=int, metavar="N",
-                    help="instead: time select at size N for several tile sizes")
+                    help="instead: time select (1 class) at size N for several tile sizes")
     ap.add_argument("--timeout", type=float, default=600.0, help="per measurement, seconds")
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
@@ -166,39 +181,45 @@ def main() -> None:
     rows = []
     if a.tile_sweep:
         n = a.tile_sweep
-        print(f"select at B = M = {n}, d = {a.dim}, {a.device}: tile size sweep")
+        print(f"select, 1 class, at B = M = {n}, d = {a.dim}, {a.device}: tile size sweep")
         print(f"{'tile':>6} {'seconds':>9} {'extra MiB':>10}")
         for tile in (64, 128, 256, 512, 1024, 2048, 0):
-            r = measure("select-dense", n, a.dim, a.device, tile, a.repeat, a.timeout)
+            r = measure("select-1", n, a.dim, a.device, tile, a.repeat, a.timeout)
             rows.append({"tile": tile or "auto", **r})
             print(f"{tile or 'auto':>6} {fmt(r)}")
     else:
         print(f"B = M, d = {a.dim}, {a.device}; time = best of {a.repeat}; "
-              "extra = peak memory above the inputs")
-        print(f"{'size':>6} | {'select s':>9} {'MiB':>10} | {'dense s':>9} {'MiB':>10} | "
-              f"{'PML s':>9} {'MiB':>10} | {'matmul s':>9} {'MiB':>10} | {'sel/mm':>6} "
-              f"{'dense/mm':>8}")
+              "extra = peak memory above the inputs; P x 4 labels unless said")
+        heads = ("select", "8 classes", "1 class", "PML", "matmul")
+        print(f"{'size':>6} | " + " | ".join(f"{h + ' s':>11} {'MiB':>10}" for h in heads)
+              + " | /mm: sel 8cls 1cls")
         for n in a.sizes:
             rep = a.repeat if n <= 16384 else 1
-            sel = measure("select", n, a.dim, a.device, None, rep, a.timeout)
-            dense = (measure("select-dense", n, a.dim, a.device, None, rep, a.timeout)
-                     if n <= a.dense_max else {"skipped": f"size > --dense-max {a.dense_max}"})
+            r = {"select": measure("select", n, a.dim, a.device, None, rep, a.timeout)}
+            for method in CLASSES:
+                r[method] = (measure(method, n, a.dim, a.device, None, rep, a.timeout)
+                             if n <= a.few_max else {"skipped": f"size > --few-max {a.few_max}"})
             pml_gib = 29 * n * n / 2**30
-            pml = (measure("pml", n, a.dim, a.device, None, rep, a.timeout) if n <= a.pml_max
-                   else {"skipped": f"size > --pml-max {a.pml_max} (~{pml_gib:.1f} GiB)"})
-            mm = (measure("matmul", n, a.dim, a.device, None, rep, a.timeout)
-                  if n * n * 4 <= a.matmul_max_gib * 2**30
-                  else {"skipped": f"output {n * n * 4 / 2**30:.0f} GiB > --matmul-max-gib"})
-            def ratio(r: dict, w: int, mm: dict = mm) -> str:
-                ok = "seconds" in r and "seconds" in mm
-                return f"{r['seconds'] / mm['seconds']:{w}.2f}" if ok else f"{'-':>{w}}"
+            r["pml"] = (measure("pml", n, a.dim, a.device, None, rep, a.timeout)
+                        if n <= a.pml_max
+                        else {"skipped": f"size > --pml-max {a.pml_max} (~{pml_gib:.1f} GiB)"})
+            r["matmul"] = (
+                measure("matmul", n, a.dim, a.device, None, rep, a.timeout)
+                if n * n * 4 <= a.matmul_max_gib * 2**30
+                else {"skipped": f"output {n * n * 4 / 2**30:.0f} GiB > --matmul-max-gib"})
+            mm = r["matmul"]
 
-            print(f"{n:>6} | {fmt(sel)} | {fmt(dense)} | {fmt(pml)} | {fmt(mm)} | "
-                  f"{ratio(sel, 6)} {ratio(dense, 8)}")
-            for name, r in (("dense", dense), ("pml", pml), ("matmul", mm)):
-                if "skipped" in r:
-                    print(f"         {name} skipped at {n}: {r['skipped']}")
-            rows.append({"size": n, "select": sel, "select_dense": dense, "pml_easy_hard": pml,
+            def ratio(x: dict, w: int, mm: dict = mm) -> str:
+                ok = "seconds" in x and "seconds" in mm
+                return f"{x['seconds'] / mm['seconds']:{w}.2f}" if ok else f"{'-':>{w}}"
+
+            print(f"{n:>6} | " + " | ".join(fmt(x, 11) for x in r.values()) + " | "
+                  + " ".join(ratio(r[k], 5) for k in ("select", *CLASSES)))
+            for name, x in r.items():
+                if "skipped" in x:
+                    print(f"         {name} skipped at {n}: {x['skipped']}")
+            rows.append({"size": n, "select": r["select"], "select_8_classes": r["select-8"],
+                         "select_1_class": r["select-1"], "pml_easy_hard": r["pml"],
                          "matmul": mm})
     a.out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     print(f"figures written to {a.out}")

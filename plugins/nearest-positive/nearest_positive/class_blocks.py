@@ -3,11 +3,12 @@
 Reference rows are grouped by label (stable sort, so within a class they keep index
 order). An anchor's candidates are then one contiguous block: its class's rows. Each tile
 of a class's anchors gets one matmul against that block into a reused buffer, the
-anchor's own copies are set to +-inf, and a single min (or max) pass picks the best. The
-matmul gives bitwise-identical rows slightly different scores depending on their column,
-so rows whose second-best score is within a tolerance of the best are re-ranked on exactly
-computed distances (bitwise-equal rows then tie exactly; the smallest index wins). The
-second-best is one extra read-only pass (`amin`) after masking the best entry.
+anchor's own copies are set to +-inf, and one read-only pass of per-chunk minima (or
+maxima) gives the best and second-best of each row (`best_two`). The matmul can give
+bitwise-identical rows slightly different scores depending on their column, and loses
+small differences to cancellation far from the origin, so rows whose second-best score
+is within a tolerance of the best are re-ranked on exactly computed distances
+(bitwise-equal rows then tie exactly; the smallest index wins).
 """
 
 from __future__ import annotations
@@ -71,19 +72,57 @@ def _exact_first(
     )
 
 
+#: Columns per chunk in best_two: chunk minima of this width are one fast vectorised
+#: pass (torch's min-with-index along a row is several times slower than the matmul).
+CHUNK = 256
+
+
+def best_two(s: torch.Tensor, largest: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(best value, its first column, second-best value) per row of the tile `s`.
+
+    One read-only pass takes per-chunk minima (maxima if `largest`); the best chunk is then
+    searched for the first best column, and the second-best is the better of that chunk's
+    runner-up and the other chunks' best. Only the chunk pass touches the whole tile.
+    """
+    fill = float("-inf") if largest else float("inf")
+    n, m = s.shape
+    full = m // CHUNK
+    if full == 0:  # narrow tile: search it directly
+        chunk_best = s.new_empty(n, 0)
+    else:
+        chunked = s[:, : full * CHUNK].unflatten(1, (full, CHUNK))
+        chunk_best = chunked.amax(2) if largest else chunked.amin(2)
+    if full * CHUNK < m:
+        tail = s[:, full * CHUNK:]
+        tail_best = tail.amax(1, keepdim=True) if largest else tail.amin(1, keepdim=True)
+        chunk_best = torch.cat([chunk_best, tail_best], 1)
+    _, c = chunk_best.max(1) if largest else chunk_best.min(1)  # first best chunk
+    cols = c.unsqueeze(1) * CHUNK + torch.arange(CHUNK, device=s.device)
+    inside = cols < m
+    vals = s.gather(1, cols.clamp_(max=m - 1)).masked_fill_(~inside, fill)
+    val, j = vals.max(1) if largest else vals.min(1)  # first best column in the chunk
+    vals.scatter_(1, j.unsqueeze(1), fill)
+    chunk_best.scatter_(1, c.unsqueeze(1), fill)
+    if largest:
+        second = torch.maximum(vals.amax(1), chunk_best.amax(1))
+    else:
+        second = torch.minimum(vals.amin(1), chunk_best.amin(1))
+    return val, c * CHUNK + j, second
+
+
 def _rerank(
     p: Prepared, ci: ClassIndex, rows: torch.Tensor, s: torch.Tensor, val: torch.Tensor,
-    idx: torch.Tensor, ok: torch.Tensor, block: torch.Tensor, largest: bool,
+    idx: torch.Tensor, second: torch.Tensor, ok: torch.Tensor, block: torch.Tensor,
+    largest: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Re-rank the rows of tile `s` whose best and second-best are within tolerance.
 
-    `idx` are block-local columns of the best entries, which the caller has masked out in
-    `s` (set to the fill value); `block` maps block-local columns to reference rows.
+    `idx` are block-local columns of the best entries; `block` maps block-local columns
+    to reference rows.
     """
     fill = float("-inf") if largest else float("inf")
     scale = p.space.anchor_sq[rows] + ci.ref_sq_max + 1.0
     tol = TIE_RTOL[s.dtype] * scale
-    second = s.amax(1) if largest else s.amin(1)
     gap = val - tol if largest else val + tol
     tied = ok & (second >= gap if largest else second <= gap)
     cols = block[idx]
@@ -92,7 +131,6 @@ def _rerank(
     score = val.clone()
     for part in torch.nonzero(tied).squeeze(1).split(TIED_ROWS_PER_CHUNK):
         sub = s.index_select(0, part)
-        sub.scatter_(1, idx[part].unsqueeze(1), val[part].unsqueeze(1))  # restore the best
         near = sub >= gap[part].unsqueeze(1) if largest else sub <= gap[part].unsqueeze(1)
         near &= sub != fill
         if int(near.sum()) > MAX_TIES_PER_ROW * len(part):
@@ -156,10 +194,9 @@ def choose_in_blocks(
                     a = torch.cat([a, a.new_ones(n, 1)], 1)
                 torch.mm(a, refs.t(), out=s)
                 s[local, cols] = fill
-                val, idx = s.max(1) if largest else s.min(1)
+                val, idx, second = best_two(s, largest)
                 ok = torch.isfinite(val)
-                s.scatter_(1, idx.unsqueeze(1), fill)  # mask the best: next pass = 2nd best
-                chosen, score = _rerank(p, ci, rows, s, val, idx, ok, block, largest)
+                chosen, score = _rerank(p, ci, rows, s, val, idx, second, ok, block, largest)
             best[rows] = chosen
             best_score[rows] = score
             found[rows] = ok

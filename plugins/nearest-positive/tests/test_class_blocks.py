@@ -96,6 +96,27 @@ def test_near_ties_are_re_ranked_on_exact_distances(device):
     assert not torch.equal(by_matmul.argmin(1), d.min(1).indices)  # the case is a real one
 
 
+@pytest.mark.parametrize("largest", [False, True])
+def test_best_two_matches_a_full_sort(largest, device):
+    """First best column and runner-up value, for widths below, at and across chunks,
+    with many exact ties (small integers) and +-inf entries."""
+    g = torch.Generator().manual_seed(7)
+    c = class_blocks.CHUNK
+    fill = float("-inf") if largest else float("inf")
+    for m in (1, 2, c - 1, c, c + 1, 3 * c + 17):
+        s = torch.randint(0, 6, (40, m), generator=g).float()
+        s[torch.rand(40, m, generator=g) < 0.3] = fill
+        s[0] = fill  # a row without candidates
+        val, idx, second = class_blocks.best_two(s.to(device), largest)
+        want_val, want_idx = s.max(1) if largest else s.min(1)
+        ranked = s.sort(dim=1, descending=largest, stable=True).values
+        want_second = ranked[:, 1] if m > 1 else torch.full((40,), fill)
+        assert torch.equal(val.cpu(), want_val)
+        finite = torch.isfinite(want_val)
+        assert torch.equal(idx.cpu()[finite], want_idx[finite])
+        assert torch.equal(second.cpu(), want_second)
+
+
 def test_degenerate_ties_keep_a_valid_nearest(device):
     """More near-ties per row than MAX_TIES_PER_ROW: the matmul order is kept, which is
     still a distance-0 candidate of the right class and never the anchor itself."""
