@@ -5,9 +5,11 @@ few class rows there. "8 classes" and "1 class" give each class a large share of
 batch (B/8 rows, all B rows): `select` then takes its matmul path, one score matmul per
 (class, anchor tile); with one class that is the full B x M x d matmul.
 
-Each measurement runs in a fresh child process, so its peak memory is measured from a clean
-baseline: a thread samples the process RSS (/proc/self/statm, every 0.5 ms) and reports
-the high-water mark above the RSS just before the call. On CUDA the figure is
+Each measurement runs in two fresh child processes. One times the call (best of --repeat
+after a warm-up, nothing else running in the process). The other measures peak memory
+from a clean baseline: a thread samples the process RSS (/proc/self/statm, every 0.5 ms)
+and reports the high-water mark above the RSS just before the call, with glibc's mmap
+threshold fixed so freed large blocks leave RSS. On CUDA the figure is
 torch.cuda.max_memory_allocated above the allocation before the call.
 
     python benchmarks/perf/mining/run.py                 # CPU, all sizes
@@ -26,7 +28,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import torch
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZES = [1024, 4096, 8192, 16384, 65536]
@@ -67,7 +74,9 @@ class PeakRSS:
         return self.peak - self.base
 
 
-def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat: int) -> dict:
+def worker(
+    method: str, n: int, dim: int, device: str, tile: int | None, repeat: int, mode: str
+) -> dict:
     import torch
 
     torch.manual_seed(0)
@@ -104,6 +113,8 @@ def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat:
     # Timed runs have no sampler: its thread takes the GIL every 0.5 ms and a core on
     # small machines, which slows code that runs Python between torch ops (the bare
     # matmul is one op and would not feel it). Memory is measured in separate runs.
+    if mode == "memory":
+        return {"peak_extra_bytes": peak_memory(fn, sync, dev)}
     times = []
     for _ in range(repeat):
         sync()
@@ -112,6 +123,13 @@ def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat:
         sync()
         times.append(time.perf_counter() - t)
         del out
+    return {"seconds": min(times)}
+
+
+def peak_memory(fn: Callable[[], object], sync: Callable[[], None], dev: torch.device) -> int:
+    """Peak RSS (CPU) or allocated memory (CUDA) above the level before the call."""
+    import torch
+
     peaks = []
     for _ in range(MEMORY_RUNS):
         sync()
@@ -125,21 +143,29 @@ def worker(method: str, n: int, dim: int, device: str, tile: int | None, repeat:
         peaks.append(
             torch.cuda.max_memory_allocated() - base if dev.type == "cuda" else mem.extra
         )
-    return {"seconds": min(times), "peak_extra_bytes": max(peaks)}
+    return max(peaks)
 
 
 def measure(method, n, dim, device, tile, repeat, timeout):
-    cmd = [sys.executable, __file__, "--worker", method, str(n), str(dim), device,
-           str(tile or 0), str(repeat)]
-    try:
-        out = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"timed out after {timeout} s"}
-    if out.returncode != 0:
-        return {"skipped": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Time in one child process, peak memory in another (see the module docstring)."""
+    result: dict = {}
+    for mode in ("time", "memory"):
+        cmd = [sys.executable, __file__, "--worker", method, str(n), str(dim), device,
+               str(tile or 0), str(repeat), mode]
+        # A fixed mmap threshold makes glibc return every large block to the system when
+        # it is freed, so RSS follows live tensors instead of memory kept from the
+        # warm-up call (which would hide the measured call's allocations).
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(2**17)} if mode == "memory" else None
+        try:
+            out = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
+            )
+        except subprocess.TimeoutExpired:
+            return {"skipped": f"timed out after {timeout} s"}
+        if out.returncode != 0:
+            return {"skipped": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
+        result.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    return result
 
 
 def fmt(r: dict, w: int = 9) -> str:
@@ -166,11 +192,13 @@ def main() -> None:
                     help="instead: time select (1 class) at size N for several tile sizes")
     ap.add_argument("--timeout", type=float, default=600.0, help="per measurement, seconds")
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
-    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        method, n, dim, device, tile, repeat = a.worker
-        print(json.dumps(worker(method, int(n), int(dim), device, int(tile) or None, int(repeat))))
+        method, n, dim, device, tile, repeat, mode = a.worker
+        print(json.dumps(
+            worker(method, int(n), int(dim), device, int(tile) or None, int(repeat), mode)
+        ))
         return
 
     import torch

@@ -99,12 +99,13 @@ def test_near_ties_are_re_ranked_on_exact_distances(device):
 @pytest.mark.parametrize("largest", [False, True])
 def test_best_two_matches_a_full_sort(largest, device):
     """First best column and runner-up value, for widths below, at and across chunks,
-    with many exact ties (small integers) and +-inf entries."""
+    with many exact ties (small integers), distinct values and +-inf entries."""
     g = torch.Generator().manual_seed(7)
     c = class_blocks.CHUNK
     fill = float("-inf") if largest else float("inf")
     for m in (1, 2, c - 1, c, c + 1, 3 * c + 17):
         s = torch.randint(0, 6, (40, m), generator=g).float()
+        s[20:] = torch.randn(20, m, generator=g)  # distinct values: runner-up anywhere
         s[torch.rand(40, m, generator=g) < 0.3] = fill
         s[0] = fill  # a row without candidates
         val, idx, second = class_blocks.best_two(s.to(device), largest)
