@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import torch
 
-#: Scratch budget for one tile (bytes). At M = 8192 this gives 512-row tiles. From
-#: benchmarks/perf/mining --tile-sweep 8192: no time trend from 64 to 2048 rows within the
-#: noise; peak memory grows linearly above 512 rows.
+#: Scratch budget for one tile (bytes). At M = 8192: 768-row score tiles on the per-class
+#: matmul path, 512 rows where a bool mask goes with them (negatives). From
+#: benchmarks/perf/mining --tile-sweep 8192: 128 to 768 rows within the noise, 64 slower;
+#: peak memory grows linearly above 512 rows.
 TILE_BUDGET_BYTES = 24 * 2**20
 MIN_TILE_ROWS = 32
 
