@@ -118,11 +118,11 @@ def choose_positives_grouped(
         if p.ids is not None and p.ref_ids is not None:
             valid &= p.ref_ids[cand] != p.ids[rows].unsqueeze(1)
         a = sp.anchors[rows].unsqueeze(1)
-        r = sp.refs[cand]
+        r = sp.refs[cand]  # a fresh copy: worked on in place, no second tile-sized temporary
         if sp.kind == "cosine":
-            score = -(a * r).sum(-1)
+            score = r.mul_(a).sum(-1).neg_()
         else:  # exact squared distance, in score units (d^2 - |a|^2)
-            score = (a - r).pow(2).sum(-1) - sp.anchor_sq[rows].unsqueeze(1)
+            score = r.sub_(a).square_().sum(-1) - sp.anchor_sq[rows].unsqueeze(1)
         if strategy == "nearest":
             val, j = score.masked_fill(~valid, float("inf")).min(1)
         elif strategy == "hardest":
