@@ -1,7 +1,10 @@
 """The training loop called directly in Python (no runtime, no TypeScript).
 
-Usage: python direct.py CONFIG_JSON REPEATS  -> prints JSON {"wall_s": [...], "metrics": {...}}
-A warm-up run first pays the one-time imports, as the runtime's warm-up call does.
+Usage: python direct.py CONFIG_JSON
+Pays the one-time imports with a 5-step warm-up (as the runtime's warm-up call does), prints
+``ready``, then runs the training once per line read on stdin and prints one JSON line
+{"wall_s", "metrics", "losses"} per run. run.ts interleaves these runs with the TS-driven
+ones, so slow drifts of a shared machine hit both sides alike.
 """
 
 from __future__ import annotations
@@ -19,17 +22,15 @@ def _collector(events: list[tuple[str, dict]]):
 
 def main() -> None:
     raw = json.loads(sys.argv[1])
-    repeats = int(sys.argv[2])
     Trainer(TrainConfig.model_validate({**raw, "steps": 5})).run()
-    walls, result = [], None
-    for _ in range(repeats):
+    print("ready", flush=True)
+    for _ in sys.stdin:
         events: list[tuple[str, dict]] = []
         t0 = time.perf_counter()
         # Events are collected, as the runtime collects and sends them.
         result = Trainer(TrainConfig.model_validate(raw), on_event=_collector(events)).run()
-        walls.append(time.perf_counter() - t0)
-    assert result is not None
-    print(json.dumps({"wall_s": walls, "metrics": result.metrics, "losses": result.losses}))
+        wall = time.perf_counter() - t0
+        print(json.dumps({"wall_s": wall, "metrics": result.metrics, "losses": result.losses}), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
  * sampler, steps) run through the runtime from TS and called directly in Python, in one run.
  * Prints samples/s for both and the ratio; writes results.json (see README.md).
  *
- * Usage: npx tsx benchmarks/perf/overhead/run.ts [--steps N] [--repeats N] [--out PATH]
+ * Usage: npx tsx benchmarks/perf/overhead/run.ts [--steps N] [--repeats N] [--threads N] [--log-every N] [--out PATH]
  */
-import { execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,7 +35,7 @@ const config: TrainConfig = {
   optimizer: { kind: "adam", lr: 0.001 },
   steps,
   eval_every: 0,
-  log_every: 1,
+  log_every: Number(arg("log-every", "1")),
   eval: { ks: [1], nmi: false },
   device: "cpu",
   // Same thread count on both sides: on a loaded 2-core machine torch's default pool
@@ -50,44 +51,71 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
+/** The direct-Python side: a child process that trains once per line written to it. */
+async function startDirect(python: string): Promise<{ run: () => Promise<DirectRun>; close: () => void }> {
+  const child = spawn(python, [join(HERE, "direct.py"), JSON.stringify(config)], { cwd: REPO, stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error("direct.py ended early");
+    return value as string;
+  };
+  if ((await next()) !== "ready") throw new Error("direct.py did not start");
+  return {
+    run: async () => {
+      child.stdin.write("run\n");
+      return JSON.parse(await next()) as DirectRun;
+    },
+    close: () => child.stdin.end(),
+  };
+}
+
+interface DirectRun {
+  wall_s: number;
+  metrics: unknown;
+  losses: number[];
+}
+
 async function main(): Promise<void> {
   const python = process.env.NEARPOS_PYTHON ?? join(REPO, ".venv/bin/python");
-  const directRaw = execFileSync(python, [join(HERE, "direct.py"), JSON.stringify(config), String(repeats)], {
-    cwd: REPO,
-    encoding: "utf8",
-    maxBuffer: 64 << 20,
-  });
-  const direct = JSON.parse(directRaw) as { wall_s: number[]; metrics: unknown; losses: number[] };
-
+  const direct = await startDirect(python);
   const rt = await Runtime.start();
+  const directWalls: number[] = [];
   const tsWalls: number[] = [];
   let events = 0;
   let tsResult: Awaited<ReturnType<typeof train>["result"]> | undefined;
+  let directLast: DirectRun | undefined;
   try {
     await train(rt, { ...config, steps: 5 }).result; // warm-up: one-time imports
+    // Interleaved, so drifts of a shared machine hit both sides alike.
     for (let r = 0; r < repeats; r++) {
+      directLast = await direct.run();
+      directWalls.push(directLast.wall_s);
       const t0 = performance.now();
       const run = train(rt, config);
       for await (const _ of run.events) events++;
       tsResult = await run.result;
       tsWalls.push((performance.now() - t0) / 1000);
+      await rt.call("release", { id: tsResult.model });
     }
   } finally {
+    direct.close();
     await rt.close();
   }
-  if (!tsResult) throw new Error("no TS run completed");
+  if (!tsResult || !directLast) throw new Error("no run completed");
+  const directResult = { wall_s: directWalls, metrics: directLast.metrics, losses: directLast.losses };
   const samples = steps * batch;
-  const directSps = samples / median(direct.wall_s);
+  const directSps = samples / median(directResult.wall_s);
   const tsSps = samples / median(tsWalls);
-  const sameLosses = JSON.stringify(tsResult.losses) === JSON.stringify(direct.losses);
-  const sameMetrics = JSON.stringify(tsResult.metrics) === JSON.stringify(direct.metrics);
+  const sameLosses = JSON.stringify(tsResult.losses) === JSON.stringify(directResult.losses);
+  const sameMetrics = JSON.stringify(tsResult.metrics) === JSON.stringify(directResult.metrics);
   const results = {
     benchmark: "perf/overhead",
     date: new Date().toISOString(),
     config,
     repeats,
     samples_per_run: samples,
-    direct: { wall_s: direct.wall_s, samples_per_s: directSps },
+    direct: { wall_s: directResult.wall_s, samples_per_s: directSps },
     ts: { wall_s: tsWalls, samples_per_s: tsSps, events_per_run: events / repeats },
     ratio: tsSps / directSps,
     target_ratio: 0.97,
@@ -99,7 +127,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(`${out}.tmp`, JSON.stringify(results, null, 2) + "\n");
   renameSync(`${out}.tmp`, out);
-  console.log(`direct Python : ${directSps.toFixed(0)} samples/s (wall ${direct.wall_s.map((w) => w.toFixed(2)).join(", ")} s)`);
+  console.log(`direct Python : ${directSps.toFixed(0)} samples/s (wall ${directResult.wall_s.map((w) => w.toFixed(2)).join(", ")} s)`);
   console.log(`TS via runtime: ${tsSps.toFixed(0)} samples/s (wall ${tsWalls.map((w) => w.toFixed(2)).join(", ")} s, ${events / repeats} events/run)`);
   console.log(`ratio TS/direct: ${(tsSps / directSps).toFixed(3)} (target >= 0.97); same losses: ${sameLosses}, same metrics: ${sameMetrics}`);
   console.log(`wrote ${out}`);
