@@ -1,8 +1,12 @@
 // Bridge benchmark: round-trip latency of small echo calls and tensor throughput both ways.
 // Usage: npx tsx benchmarks/perf/bridge/run.ts [--quick] [--only zeromq|pythonia] [--out results.json]
-import { writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { arch, cpus, platform } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { Dealer } from "zeromq";
 import { fileURLToPath } from "node:url";
 import { Runtime, Tensor } from "../../../ts/src/index.ts";
 
@@ -78,6 +82,32 @@ async function throughput(rt: Runtime, direction: ThroughputResult["direction"],
   return { direction, mib, reps: ms.length, median_ms: median, gib_per_s: nbytes / GiB / (median / 1000) };
 }
 
+/**
+ * The floor: a zeromq.js DEALER against a bare pyzmq echo (raw_echo.py) with frames of the
+ * sizes of a small call, no signing, no JSON. Whatever the protocol adds sits on top of it.
+ */
+async function rawFloor(n: number): Promise<LatencyResult> {
+  const dir = mkdtempSync(join(tmpdir(), "nearpos-raw-"));
+  const endpoint = `ipc://${dir}/echo`;
+  const python = process.env.NEARPOS_PYTHON ?? resolve(here, "../../../.venv/bin/python");
+  const child = spawn(python, [join(here, "raw_echo.py"), endpoint], { stdio: ["pipe", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  if ((await lines.next()).value !== "ready") throw new Error("raw_echo.py did not start");
+  const dealer = new Dealer({ linger: 0 });
+  dealer.connect(endpoint);
+  const frames = [Buffer.from("nearpos/1"), Buffer.alloc(64), Buffer.alloc(250), Buffer.alloc(40)];
+  try {
+    return await latency(n, async () => {
+      await dealer.send(frames);
+      await dealer.receive();
+    });
+  } finally {
+    dealer.close();
+    child.stdin.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // pythonia (the fallback) moves base64 text through a pipe: far slower, so it gets fewer
 // repetitions and a time budget per measure; the counts run are in results.json.
 const onlyIdx = args.indexOf("--only");
@@ -88,6 +118,7 @@ const plan = {
   zeromq: { n: quick ? 500 : 5000, reps: (mib: number) => (quick ? 3 : mib === 4 ? 30 : 10), budgetMs: Infinity },
   pythonia: { n: quick ? 200 : 2000, reps: (mib: number) => (quick ? 2 : mib === 4 ? 10 : 3), budgetMs: quick ? 5_000 : 15_000 },
 };
+const floor = only === "pythonia" ? undefined : await rawFloor(quick ? 500 : 5000);
 const results: Record<string, { latency: LatencyResult; pooled: LatencyResult; heartbeat: LatencyResult; throughput: ThroughputResult[] }> = {};
 for (const transport of transports) {
   const p = plan[transport];
@@ -111,6 +142,7 @@ const report = {
   machine: { platform: platform(), arch: arch(), cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
   quick,
   targets: { p50_us: TARGET_P50_US, gib_per_s_at_64mib: TARGET_GIBPS_64MIB },
+  raw_zeromq_floor: floor,
   results,
 };
 writeFileSync(outPath, `${JSON.stringify(report, null, 2)}\n`);
@@ -134,6 +166,9 @@ const widths = cols.map((_, c) => Math.max(...[cols, ...rows].map((r) => (r[c] ?
 const line = (r: string[]) => r.map((x, c) => x.padEnd(widths[c] as number)).join("  ");
 console.log(line(cols));
 for (const r of rows) console.log(line(r));
+if (floor) {
+  console.log(`floor: zeromq.js <-> bare pyzmq echo, no protocol: p50 ${floor.p50_us.toFixed(0)} us, p99 ${floor.p99_us.toFixed(0)} us`);
+}
 const z = results.zeromq;
 if (z) {
   const worst64 = Math.min(...z.throughput.filter((r) => r.mib === 64).map((r) => r.gib_per_s));
