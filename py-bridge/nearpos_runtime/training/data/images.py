@@ -22,7 +22,7 @@ _STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 def _read_image(path: Path) -> torch.Tensor:
     try:
         from PIL import Image
-    except ImportError as exc:  # pragma: no cover - pillow ships with matplotlib
+    except ImportError as exc:  # pragma: no cover - pillow is in requirements.txt
         raise DataError("image data sets need Pillow (pip install pillow)") from exc
     with Image.open(path) as im:
         rgb = im.convert("RGB")
