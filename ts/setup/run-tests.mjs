@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Runs both test runners (vitest, then pytest) and fails if either fails.
-// pytest runs last so the output ends with its summary line.
+// Runs the static checks (tsc, ruff), then both test runners (vitest, then pytest), and
+// fails if any fails. pytest runs last so the output ends with its summary line.
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,9 +15,11 @@ function run(cmd, args) {
   return r.status ?? 1;
 }
 
+const tsc = run(join(root, "node_modules", ".bin", "tsc"), ["--noEmit", "-p", "tsconfig.json"]);
+const ruff = run(python, ["-m", "ruff", "check", "--quiet", "py-bridge", "plugins", "benchmarks"]);
 const vitest = run(join(root, "node_modules", ".bin", "vitest"), ["run", ...extra]);
 const pytest = run(python, ["-m", "pytest", "-q"]);
-const failed = [vitest !== 0 && `vitest (exit ${vitest})`, pytest !== 0 && `pytest (exit ${pytest})`].filter(Boolean);
+const failed = [tsc !== 0 && `tsc (exit ${tsc})`, ruff !== 0 && `ruff (exit ${ruff})`, vitest !== 0 && `vitest (exit ${vitest})`, pytest !== 0 && `pytest (exit ${pytest})`].filter(Boolean);
 if (failed.length > 0) {
   process.stderr.write(`\nnearpos tests failed: ${failed.join(", ")}\n`);
   process.exit(1);
