@@ -5,11 +5,10 @@
 // A second run compares stamps and returns in well under a second.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { root, venvDir, venvPython } from "./python.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const quiet = process.argv.includes("--quiet");
 
 function log(msg) {
@@ -67,34 +66,47 @@ function torchSpec() {
   return hasCuda() ? "torch" : "torch==2.13.0+cpu";
 }
 
-export function venvPython() {
-  const venv = process.env.NEARPOS_VENV ? resolve(process.env.NEARPOS_VENV) : join(root, ".venv");
-  return join(venv, process.platform === "win32" ? "Scripts/python.exe" : "bin/python");
-}
+const PIP = [
+  "-m", "pip", "install", "--retries", "0", "--timeout", "30",
+  "--disable-pip-version-check", "--no-input", "-q",
+];
+const PY_INPUTS = ["requirements.txt", "py-bridge/pyproject.toml", "plugins/nearest-positive/pyproject.toml"];
 
-function setupPython() {
-  const venv = process.env.NEARPOS_VENV ? resolve(process.env.NEARPOS_VENV) : join(root, ".venv");
-  const basePython = process.env.NEARPOS_PYTHON || "python3";
+/** The project's own virtual environment (the default). */
+function setupVenv() {
+  const venv = venvDir();
   const spec = torchSpec();
   const stamp = join(venv, ".nearpos-setup");
-  const digest = hashFiles(
-    ["requirements.txt", "py-bridge/pyproject.toml", "plugins/nearest-positive/pyproject.toml"],
-    `${basePython}\n${spec}`,
-  );
+  const digest = hashFiles(PY_INPUTS, `python3\n${spec}`);
   if (stampMatches(stamp, digest)) return;
   const python = venvPython();
   if (!existsSync(python)) {
     rmSync(venv, { recursive: true, force: true });
-    run(basePython, ["-m", "venv", venv]);
+    run("python3", ["-m", "venv", venv]);
   }
   // Bounded retries: an unreachable index fails in seconds instead of stalling.
-  const pip = [
-    "-m", "pip", "install", "--retries", "0", "--timeout", "30",
-    "--disable-pip-version-check", "--no-input", "-q",
-  ];
-  run(python, [...pip, spec]);
-  run(python, [...pip, "-r", "requirements.txt"]);
+  run(python, [...PIP, spec]);
+  run(python, [...PIP, "-r", "requirements.txt"]);
   writeStamp(stamp, digest);
+}
+
+/** $NEARPOS_PYTHON: an interpreter of the user's. Its own torch (a CUDA build, say) is kept;
+ * torch is installed only where it is missing. */
+function setupUserPython(python) {
+  const dir = join(root, ".nearpos");
+  mkdirSync(dir, { recursive: true });
+  const stamp = join(dir, `setup-${createHash("sha256").update(python).digest("hex").slice(0, 16)}`);
+  const digest = hashFiles(PY_INPUTS, python);
+  if (stampMatches(stamp, digest)) return;
+  const hasTorch = spawnSync(python, ["-c", "import torch"], { stdio: "ignore" }).status === 0;
+  if (!hasTorch) run(python, [...PIP, torchSpec()]);
+  run(python, [...PIP, "-r", "requirements.txt"]);
+  writeStamp(stamp, digest);
+}
+
+function setupPython() {
+  if (process.env.NEARPOS_PYTHON) setupUserPython(process.env.NEARPOS_PYTHON);
+  else setupVenv();
 }
 
 try {

@@ -2,12 +2,10 @@
 // Runs the static checks (tsc, ruff), then both test runners (vitest, then pytest), and
 // fails if any fails. pytest runs last so the output ends with its summary line.
 import { spawnSync } from "node:child_process";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { root, runtimePython } from "./python.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const venv = process.env.NEARPOS_VENV ? resolve(process.env.NEARPOS_VENV) : join(root, ".venv");
-const python = join(venv, "bin", "python");
+const python = runtimePython();
 const extra = process.argv.slice(2);
 
 function run(cmd, args) {
