@@ -24,7 +24,7 @@ function arg(name: string, fallback: string): string {
 
 const steps = Number(arg("steps", "300"));
 const repeats = Number(arg("repeats", "3"));
-const out = resolve(arg("out", join(HERE, "results", "results.json")));
+const out = resolve(arg("out", join(HERE, "results.json")));
 
 const config: TrainConfig = {
   data: { kind: "mnist", per_digit: 300 },
