@@ -12,7 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .lifecycle import (
+    exit_now,
     exit_on_stdin_eof,
+    parent_gone,
+    remove_dir_on_exit,
+    remove_on_exit,
     set_parent_death_signal,
     setup_logging,
     stdout_to_stderr,
@@ -36,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--key-stdin",
         action="store_true",
         help="read the key (64 hex digits) from the first line of stdin; exit when stdin closes",
+    )
+    serve.add_argument(
+        "--remove-dir-on-exit",
+        action="store_true",
+        help="also remove the connection file's directory (when empty) on exit",
     )
     keys.add_argument("--key-file", help="read the key from a file readable by its owner only")
     serve.add_argument(
@@ -86,6 +95,8 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
+    if args.remove_dir_on_exit:
+        remove_dir_on_exit(args.connection_file.absolute().parent)
     if args.key_stdin:
         exit_on_stdin_eof()
         set_parent_death_signal(ppid)
@@ -126,6 +137,7 @@ def serve(args: argparse.Namespace) -> int:
         log.error("cannot bind: %s", exc)
         return 2
     cleanup = [p for p in (ipc_path(request), ipc_path(control)) if p is not None]
+    remove_on_exit([*cleanup, conn_file])
     server.start()
     write_connection_file(conn_file, request, control, signed)
     cleanup.append(conn_file)
@@ -138,12 +150,23 @@ def serve(args: argparse.Namespace) -> int:
         args.workers,
     )
 
+    def on_signal(sig: int, _frame: object) -> None:
+        if args.key_stdin and sig == signal.SIGTERM and parent_gone(ppid):
+            # The parent-death signal: no one to reply to, clean up and go at once.
+            exit_now(1, "parent gone, exiting")
+        server.request_shutdown()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: server.request_shutdown())
+        signal.signal(sig, on_signal)
     while not server.stopped.wait(0.5):
         pass
     server.close()
     remove_paths(cleanup)
+    if args.remove_dir_on_exit:
+        try:
+            conn_file.parent.rmdir()
+        except OSError:
+            pass  # not empty: something else lives there
     log.info("stopped")
     logging.shutdown()
     # Worker threads stuck in a method must not keep the process alive.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,7 +91,8 @@ INTERMEDIATE = textwrap.dedent(
     import os, subprocess, sys, time
     proc = subprocess.Popen(
         [sys.executable, "-m", "nearpos_runtime", "serve", "--connection-file",
-         sys.argv[1], "--key-stdin"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+         sys.argv[1], "--key-stdin", "--remove-dir-on-exit"],
+        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     proc.stdin.write(os.urandom(32).hex().encode() + b"\\n")
     proc.stdin.flush()
     print(proc.pid, flush=True)
@@ -100,9 +102,12 @@ INTERMEDIATE = textwrap.dedent(
 )
 
 
-def test_runtime_dies_with_its_parent() -> None:
+@pytest.mark.parametrize("other_file", [False, True])
+def test_runtime_dies_with_its_parent_and_removes_its_directory(other_file: bool) -> None:
     directory = private_dir()
     conn = directory / "connection.json"
+    if other_file:  # not the runtime's: the directory must stay, with only this file in it
+        (directory / "mine.txt").write_text("keep")
     parent = subprocess.Popen(
         [sys.executable, "-c", INTERMEDIATE, str(conn)], stdout=subprocess.PIPE
     )
@@ -116,9 +121,14 @@ def test_runtime_dies_with_its_parent() -> None:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(5)
         assert gone(pid, within=2.0)
+        if other_file:
+            assert sorted(p.name for p in directory.iterdir()) == ["mine.txt"]
+        else:
+            assert not directory.exists()
     finally:
         if parent.poll() is None:
             parent.kill()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_runtime_exits_on_stdin_eof() -> None:
@@ -142,9 +152,46 @@ def test_runtime_exits_on_stdin_eof() -> None:
     try:
         assert proc.wait(10) == 1
         assert b"stdin closed" in proc.stderr.read()
+        assert directory.exists()  # without --remove-dir-on-exit the directory stays
     finally:
         if proc.poll() is None:
             proc.kill()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_stdin_eof_after_start_removes_sockets_file_and_directory() -> None:
+    directory = private_dir()
+    conn = directory / "c.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nearpos_runtime",
+            "serve",
+            "--connection-file",
+            str(conn),
+            "--key-stdin",
+            "--remove-dir-on-exit",
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(os.urandom(32).hex().encode() + b"\n")
+    proc.stdin.flush()
+    try:
+        deadline = time.monotonic() + 60
+        while not conn.exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        assert (directory / "request").exists() and (directory / "control").exists()
+        proc.stdin.close()
+        assert proc.wait(10) == 1
+        assert not directory.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ export class RuntimeProcess {
     const dir = await mkdtemp(join(tmpdir(), "nearpos-"));
     await chmod(dir, 0o700);
     const key = randomBytes(32);
-    const args = ["-m", "nearpos_runtime", "serve", "--connection-file", join(dir, "connection.json"), "--key-stdin", "--address", opts.address];
+    const args = ["-m", "nearpos_runtime", "serve", "--connection-file", join(dir, "connection.json"), "--key-stdin", "--remove-dir-on-exit", "--address", opts.address];
     if (opts.signedBuffers !== undefined) args.push(opts.signedBuffers ? "--signed-buffers" : "--no-signed-buffers");
     if (opts.maxMessageBytes !== undefined) args.push("--max-message-bytes", String(opts.maxMessageBytes));
     if (opts.workers !== undefined) args.push("--workers", String(opts.workers));
