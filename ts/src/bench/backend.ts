@@ -1,12 +1,13 @@
 /**
- * The benchmark's view of a runtime: `train`, a PCA projection of the test embeddings, and
- * `release`, over the real {@link Runtime} (ZeroMQ, Python, torch).
+ * The benchmark's view of a runtime: `train`, a PCA projection of the test embeddings, `embed`,
+ * `evaluate` on given embeddings and `release`, over the real {@link Runtime} (ZeroMQ, Python,
+ * torch).
  * @internal
  */
 import { Runtime } from "../runtime/runtime.ts";
 import type { RuntimeOptions } from "../runtime/options.ts";
 import { Tensor } from "../tensor.ts";
-import type { BenchBackend, HelloInfo, MetricSet, Projection, TrainEvent, TrainOutcome } from "./types.ts";
+import type { BenchBackend, Embedded, EvalOptions, HelloInfo, MetricSet, Projection, TrainEvent, TrainOutcome } from "./types.ts";
 
 function toNumbers(v: unknown): number[] {
   if (v instanceof Tensor) return Array.from(v.data as ArrayLike<number | bigint>, (x) => Number(x));
@@ -52,6 +53,19 @@ export class RuntimeBackend implements BenchBackend {
     const out: Projection = { points: points.map((x) => Math.round(x * 1e4) / 1e4), labels: toNumbers(r.labels) };
     if (r.fine_labels !== undefined && r.fine_labels !== null) out.fineLabels = toNumbers(r.fine_labels);
     return out;
+  }
+
+  async embed(model: string, data: unknown, split: string): Promise<Embedded> {
+    const r = await this.rt.call<Record<string, unknown>>("embed", { model, data, split });
+    if (!(r.embeddings instanceof Tensor) || !(r.labels instanceof Tensor)) throw new TypeError("embed: the runtime returned no embeddings/labels tensors");
+    const out: Embedded = { embeddings: r.embeddings, labels: r.labels };
+    if (r.fine_labels instanceof Tensor) out.fineLabels = r.fine_labels;
+    return out;
+  }
+
+  async evaluateEmbeddings(e: Embedded, options: EvalOptions): Promise<MetricSet> {
+    const r = await this.rt.call<Record<string, unknown>>("evaluate", { ...options, embeddings: e.embeddings, labels: e.labels, ...(e.fineLabels ? { fine_labels: e.fineLabels } : {}) });
+    return r.metrics as MetricSet;
   }
 
   async release(model: string): Promise<void> {

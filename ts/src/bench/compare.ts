@@ -11,7 +11,8 @@ import { tInterval, welch, type Summary, type WelchResult } from "./stats.ts";
 interface ResultsFile {
   suite: string;
   config_sha256: string;
-  summary: { loss: string; sampler: string; baseline: boolean; seeds: number[]; values: Record<string, number[]> }[];
+  /** `embedding`: with cross-validation, "fold mean" or "concatenated (F x d)". */
+  summary: { loss: string; sampler: string; baseline: boolean; embedding?: string; seeds: number[]; values: Record<string, number[]> }[];
 }
 
 /** One compared cell. */
@@ -43,7 +44,7 @@ function load(dir: string): ResultsFile {
 export function compareResults(dirA: string, dirB: string, columns: readonly Column[] = SUMMARY_COLUMNS): Comparison {
   const A = load(dirA);
   const B = load(dirB);
-  const key = (s: { loss: string; sampler: string }) => `${s.loss} / ${s.sampler}`;
+  const key = (s: { loss: string; sampler: string; embedding?: string }) => `${s.loss} / ${s.sampler}${s.embedding ? `, ${s.embedding}` : ""}`;
   const bMap = new Map(B.summary.map((s) => [key(s), s]));
   const aKeys = new Set(A.summary.map(key));
   const rows: CompareRow[] = [];
@@ -54,7 +55,7 @@ export function compareResults(dirA: string, dirB: string, columns: readonly Col
       const va = sa.values[c.key];
       const vb = sb.values[c.key];
       if (!va || !vb) continue;
-      rows.push({ loss: sa.loss, sampler: sa.sampler, metric: c.key, a: tInterval(va), b: tInterval(vb), diff: welch(va, vb) });
+      rows.push({ loss: sa.loss, sampler: sa.embedding ? `${sa.sampler}, ${sa.embedding}` : sa.sampler, metric: c.key, a: tInterval(va), b: tInterval(vb), diff: welch(va, vb) });
     }
   }
   return {

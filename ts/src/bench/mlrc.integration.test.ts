@@ -1,15 +1,18 @@
 // MLRC cross-validation end to end through the real runtime (Python, torch, ZeroMQ): the
 // tiny-mlrc suite expands into per-fold runs, each fold keeps its best validation step, and the
-// reported figures are the fold means of the selected models' test metrics.
+// reported figures are the fold means of the selected models' test metrics, with the figure of
+// the selected models' concatenated embedding beside them.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Tensor } from "../tensor.ts";
 import { RuntimeBackend } from "./backend.ts";
 import { Progress } from "./progress.ts";
 import { runSuite } from "./runner.ts";
 import { expandSuite, loadSuite } from "./suite.ts";
-import type { RunRecord } from "./types.ts";
+import { pct } from "./results.ts";
+import type { BenchBackend, Embedded, RunRecord } from "./types.ts";
 import { validateLosses } from "./validate.ts";
 
 let backend: RuntimeBackend;
@@ -57,6 +60,83 @@ describe("MLRC cross-validation (tiny-mlrc, real runtime)", () => {
     // The summary aggregates the fold means (one value per seed).
     const v = res.variants.find((x) => x.sampler === "nearest-positive")!;
     expect(v.values["coarse.map@r"]).toEqual([results.runs.find((r) => r.sampler === "nearest-positive")!.metrics.coarse["map@r"]]);
+  }, 120_000);
+
+  it("reports the concatenated embedding of the selected fold models beside the fold mean", async () => {
+    const { suite, file } = loadSuite("tiny-mlrc");
+    const runs = expandSuite(suite);
+    const out = join(dir, "concat");
+    const embedded: Embedded[] = [];
+    const recording: BenchBackend = {
+      get hello() {
+        return backend.hello;
+      },
+      train: (p, on) => backend.train(p, on),
+      project: (m, d, s) => backend.project(m, d, s),
+      embed: async (m, d, s) => {
+        const e = await backend.embed(m, d, s);
+        embedded.push(e);
+        return e;
+      },
+      evaluateEmbeddings: (e, o) => backend.evaluateEmbeddings(e, o),
+      release: (m) => backend.release(m),
+      close: async () => {},
+    };
+    const res = await runSuite({ suite, suiteFile: file, runs, outDir: out, backend: recording, progress: new Progress({ silent: true }) });
+    const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as { runs: RunRecord[]; fold_runs: RunRecord[]; concatenated_runs: RunRecord[]; summary: { loss: string; sampler: string; embedding?: string; values: Record<string, number[]> }[] };
+    const F = suite.cross_validation!.folds;
+    const d = (suite.train.model as { embedding_dim: number }).embedding_dim;
+    const groups = results.runs.map((r) => r.id);
+    expect(results.concatenated_runs.map((r) => r.id)).toEqual(groups.map((g) => `${g}__concat`));
+    // Each fold model embedded the test split once, in run order.
+    expect(embedded).toHaveLength(results.fold_runs.length);
+
+    for (const [gi, rec] of results.concatenated_runs.entries()) {
+      expect(rec.concatenated).toEqual({ folds: F, fold_dim: d, dim: F * d });
+      const parts = embedded.slice(gi * F, gi * F + F);
+      const folds = results.fold_runs.filter((f) => f.id.startsWith(`${groups[gi]}__f`));
+      // The embedded models are the selected ones: alone, each reproduces its fold's test metrics.
+      for (const [k, p] of parts.entries()) {
+        expect(p.embeddings.shape).toEqual([parts[0]!.embeddings.shape[0], d]);
+        const alone = await backend.rt.evaluate({ embeddings: p.embeddings, labels: p.labels, ks: [1], nmi: false });
+        expect(alone.metrics.coarse["map@r"]).toBeCloseTo(folds[k]!.metrics.coarse["map@r"]!, 6);
+        expect(alone.metrics.coarse["recall@1"]).toBeCloseTo(folds[k]!.metrics.coarse["recall@1"]!, 6);
+      }
+      // Our own concatenation: rows L2-normalised per model, joined along the feature axis.
+      const n = parts[0]!.embeddings.shape[0]!;
+      const joined = new Float32Array(n * F * d);
+      for (const [k, p] of parts.entries()) {
+        const x = p.embeddings.data as Float32Array;
+        for (let r = 0; r < n; r++) {
+          const row = x.subarray(r * d, r * d + d);
+          const norm = Math.hypot(...row);
+          row.forEach((v, c) => (joined[r * F * d + k * d + c] = v / norm));
+        }
+      }
+      const mine = await backend.rt.evaluate({ embeddings: new Tensor("float32", [n, F * d], joined), labels: parts[0]!.labels, ...(parts[0]!.fineLabels ? { fine_labels: parts[0]!.fineLabels } : {}), ks: [1], nmi: false });
+      expect(mine.metrics.fine).toBeDefined();
+      expect(rec.metrics).toEqual(mine.metrics);
+      // Reported beside the fold mean, in the summary, the printed table and every file.
+      const label = `concatenated (${F} x ${d})`;
+      const row = results.summary.find((s) => s.sampler === rec.sampler && s.embedding === label)!;
+      expect(row.values["coarse.map@r"]).toEqual([rec.metrics.coarse["map@r"]]);
+      expect(results.summary.find((s) => s.sampler === rec.sampler && s.embedding === "fold mean")).toBeDefined();
+      const tableRow = res.table.split("\n").find((l) => l.includes(`/ ${rec.sampler}`) && l.includes(label))!;
+      expect(tableRow).toContain(pct(rec.metrics.coarse["map@r"]!));
+      expect(readFileSync(join(out, "summary.md"), "utf8")).toContain(`${label} |`);
+      expect(readFileSync(join(out, "report.html"), "utf8")).toContain(label);
+      const csv = readFileSync(join(out, "results.csv"), "utf8").trim().split("\n");
+      const head = csv[0]!.split(",");
+      const line = csv.find((l) => l.startsWith(`${rec.id},`))!.split(",");
+      expect(line[head.indexOf("embedding")]).toBe(label);
+      expect(Number(line[head.indexOf("coarse.map@r")])).toBe(rec.metrics.coarse["map@r"]);
+    }
+
+    // --resume finds every group done (folds and concatenated record) and reports the same figures.
+    const again = await runSuite({ suite, suiteFile: file, runs, outDir: out, backend, resume: true, progress: new Progress({ silent: true }) });
+    expect(again.skipped).toHaveLength(runs.length);
+    const resumed = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as typeof results;
+    expect(resumed.concatenated_runs).toEqual(results.concatenated_runs);
   }, 120_000);
 
   it("hello lists each plugin's losses and an unknown loss is named with its suite path", () => {

@@ -5,7 +5,7 @@
  * the JSON results exactly.
  * @internal
  */
-import { bestPerColumn, pct, SUMMARY_COLUMNS, type ClaimVerdict, type Column, type Variant } from "./results.ts";
+import { bestPerColumn, embeddingLabel, pct, SUMMARY_COLUMNS, type ClaimVerdict, type Column, type Variant } from "./results.ts";
 import type { MetricSet, Projection } from "./types.ts";
 
 /** Learning curve of one run: metric value per eval step. */
@@ -39,7 +39,16 @@ function cell(v: Variant, key: string): string {
 }
 
 function rowLabel(v: Variant): string {
-  return `${v.lossId} / ${v.sampler}${v.baseline ? " (baseline)" : ""}`;
+  const emb = embeddingLabel(v);
+  return `${v.lossId} / ${v.sampler}${v.baseline ? " (baseline)" : ""}${emb ? `, ${emb}` : ""}`;
+}
+
+/** The note under a table with cross-validation rows (empty without). */
+function foldNote(variants: readonly Variant[]): string {
+  const cv = variants.find((v) => v.folds !== undefined || v.concatenated);
+  if (!cv) return "";
+  const f = cv.concatenated?.folds ?? cv.folds;
+  return `Fold mean: mean over the ${f} folds of each fold's selected model; concatenated (F x d): the ${f} selected models' L2-normalised test embeddings joined into one F x d embedding, evaluated once (MLRC).`;
 }
 
 /** Plain-text table for the terminal, best per column marked with '*'. */
@@ -50,7 +59,7 @@ export function textTable(variants: readonly Variant[], columns: readonly Column
   const rows = variants.map((v, i) => [rowLabel(v), String(v.seeds.length), ...keys.map((k) => `${cell(v, k)}${best[k]!.includes(i) ? " *" : "  "}`)]);
   const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
   const fmt = (r: string[]) => r.map((c, j) => (j === 0 ? c.padEnd(widths[j]!) : c.padStart(widths[j]!))).join("  ");
-  return [fmt(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(fmt), "", "mean ± half-width of the 95% t-interval over seeds, in percent; * best mean per column"].join("\n");
+  return [fmt(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(fmt), "", "mean ± half-width of the 95% t-interval over seeds, in percent; * best mean per column", ...(foldNote(variants) ? [foldNote(variants)] : [])].join("\n");
 }
 
 /** Claim verdicts as sentences. */
@@ -71,7 +80,7 @@ export function summaryMarkdown(r: ReportInput): string {
   r.variants.forEach((v, i) => {
     lines.push(`| ${rowLabel(v)} | ${v.seeds.length} | ${keys.map((k) => (best[k]!.includes(i) ? `**${cell(v, k)}**` : cell(v, k))).join(" | ")} |`);
   });
-  lines.push("", "Mean ± half-width of the 95% Student-t interval over seeds, in percent. Bold: best mean per column. R@1, MAP@R and NMI on the coarse (training) labels; fine R@1 on the fine labels (sub-cluster retention).", "");
+  lines.push("", `Mean ± half-width of the 95% Student-t interval over seeds, in percent. Bold: best mean per column. R@1, MAP@R and NMI on the coarse (training) labels; fine R@1 on the fine labels (sub-cluster retention).${foldNote(r.variants) ? ` ${foldNote(r.variants)}` : ""}`, "");
   if (r.claims.length > 0) {
     lines.push("## Claim", "", ...claimLines(r.claims).map((l) => `- ${l}`), "");
   }
@@ -122,7 +131,7 @@ export function embeddingFigure(r: ReportInput, size = 260): string {
   let row = 0;
   let cols = 0;
   for (const lossId of lossIds) {
-    const vs = r.variants.filter((v) => v.lossId === lossId && r.projections[`${v.lossId}__${v.sampler}`]);
+    const vs = r.variants.filter((v) => v.lossId === lossId && !v.concatenated && r.projections[`${v.lossId}__${v.sampler}`]);
     if (vs.length === 0) continue;
     vs.forEach((v, j) => {
       const pr = r.projections[`${v.lossId}__${v.sampler}`]!;
@@ -204,7 +213,7 @@ export function reportHtml(r: ReportInput): string {
 <table id="summary"><thead><tr><th>loss / sampler</th><th>seeds</th>${columns.map((c) => `<th>${esc(c.title)}</th>`).join("")}</tr></thead><tbody>
 ${rows}
 </tbody></table>
-<p>Mean ± half-width of the 95% Student-t interval over seeds, in percent; bold: best mean per column. Fine R@1 is measured on the fine labels (sub-cluster retention).</p>
+<p>Mean ± half-width of the 95% Student-t interval over seeds, in percent; bold: best mean per column. Fine R@1 is measured on the fine labels (sub-cluster retention).${foldNote(r.variants) ? ` ${esc(foldNote(r.variants))}` : ""}</p>
 ${claims}
 <h2>Test embeddings (2-D PCA, coloured by fine label)</h2>
 ${embeddingFigure(r)}

@@ -89,17 +89,24 @@ export interface Variant {
   sampler: string;
   baseline: boolean;
   seeds: number[];
+  /** Cross-validation: the folds behind each seed's figure. */
+  folds?: number;
+  /** Cross-validation: this row is the concatenated embedding (not the fold mean). */
+  concatenated?: { folds: number; fold_dim: number; dim: number };
   /** Per column key: summary over seeds (absent when no run reported the metric). */
   stats: Record<string, Summary>;
   /** Per column key: the per-seed values, seed order. */
   values: Record<string, number[]>;
 }
 
-/** Groups run records by (loss, sampler), in first-seen order, and summarises `keys`. */
+/**
+ * Groups run records by (loss, sampler, embedding), in first-seen order, and summarises `keys`.
+ * The records of a concatenated embedding form their own variant, beside the fold mean.
+ */
 export function aggregate(records: readonly RunRecord[], keys: readonly string[] = SUMMARY_COLUMNS.map((c) => c.key)): Variant[] {
   const groups = new Map<string, RunRecord[]>();
   for (const r of records) {
-    const k = `${r.lossId}\u0000${r.sampler}`;
+    const k = `${r.lossId}\u0000${r.sampler}\u0000${r.concatenated ? `concat ${r.concatenated.dim}` : ""}`;
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   const out: Variant[] = [];
@@ -114,8 +121,39 @@ export function aggregate(records: readonly RunRecord[], keys: readonly string[]
       values[key] = xs;
       stats[key] = tInterval(xs);
     }
-    out.push({ lossId: first.lossId, sampler: first.sampler, baseline: first.baseline, seeds: sorted.map((r) => r.seed), stats, values });
+    out.push({
+      lossId: first.lossId,
+      sampler: first.sampler,
+      baseline: first.baseline,
+      seeds: sorted.map((r) => r.seed),
+      ...(first.folds !== undefined ? { folds: first.folds } : {}),
+      ...(first.concatenated ? { concatenated: first.concatenated } : {}),
+      stats,
+      values,
+    });
   }
+  return out;
+}
+
+/** Variant label: "fold mean" or "concatenated (F x d)" with cross-validation, "" without. */
+export function embeddingLabel(v: { folds?: number; concatenated?: { folds: number; fold_dim: number } }): string {
+  if (v.concatenated) return `concatenated (${v.concatenated.folds} x ${v.concatenated.fold_dim})`;
+  return v.folds !== undefined ? "fold mean" : "";
+}
+
+/**
+ * Aggregates the fold-mean (or plain) records and the concatenated-embedding records; each
+ * concatenated variant follows the fold-mean variant of its (loss, sampler).
+ */
+export function aggregateWithConcatenated(runs: readonly RunRecord[], concatenated: readonly RunRecord[], keys?: readonly string[]): Variant[] {
+  const main = aggregate(runs, keys);
+  const extra = aggregate(concatenated, keys);
+  const out: Variant[] = [];
+  for (const v of main) {
+    out.push(v);
+    out.push(...extra.filter((c) => c.lossId === v.lossId && c.sampler === v.sampler));
+  }
+  out.push(...extra.filter((c) => !main.some((v) => v.lossId === c.lossId && v.sampler === c.sampler)));
   return out;
 }
 
@@ -153,9 +191,10 @@ export interface ClaimVerdict {
   reasons: string[];
 }
 
-/** Checks the claim per loss from the aggregated numbers. */
-export function checkClaim(claim: Claim, variants: readonly Variant[]): ClaimVerdict[] {
+/** Checks the claim per loss from the aggregated numbers (with cross-validation: the fold means). */
+export function checkClaim(claim: Claim, all: readonly Variant[]): ClaimVerdict[] {
   const out: ClaimVerdict[] = [];
+  const variants = all.filter((v) => !v.concatenated);
   for (const lossId of claim.losses) {
     const base = variants.find((v) => v.lossId === lossId && v.baseline);
     const meth = variants.find((v) => v.lossId === lossId && v.sampler === claim.method);

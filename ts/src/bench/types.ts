@@ -2,6 +2,7 @@
  * Shapes the benchmark runner exchanges with the runtime (docs/training.md) and writes to disk.
  * @internal
  */
+import type { Tensor } from "../tensor.ts";
 
 /** Metric name to value, e.g. {"recall@1": 0.93, "map@r": 0.71}. */
 export type Metrics = Record<string, number>;
@@ -42,6 +43,21 @@ export interface Projection {
   fineLabels?: number[];
 }
 
+/** One split embedded by `embed`: N x d float32 embeddings with their labels. */
+export interface Embedded {
+  embeddings: Tensor;
+  labels: Tensor;
+  fineLabels?: Tensor;
+}
+
+/** Evaluation settings of `evaluate` on given embeddings (the train config's `eval` fields that apply). */
+export interface EvalOptions {
+  ks?: number[];
+  nmi?: boolean;
+  chunk_size?: number;
+  seed?: number;
+}
+
 /** The runtime's hello, the parts the benchmark reads. */
 export interface HelloInfo {
   protocol_version: string;
@@ -63,6 +79,10 @@ export interface BenchBackend {
   train(params: Record<string, unknown>, onEvent: (ev: TrainEvent) => void): Promise<TrainOutcome>;
   /** Embeds the eval split of `data` with `model` and projects it to 2-D (PCA). */
   project(model: string, data: unknown, evalSplit: string): Promise<Projection>;
+  /** Embeds the split `split` of `data` with `model` (the `embed` method). */
+  embed(model: string, data: unknown, split: string): Promise<Embedded>;
+  /** Retrieval metrics of given embeddings (the `evaluate` method, self-retrieval). */
+  evaluateEmbeddings(e: Embedded, options: EvalOptions): Promise<MetricSet>;
   /** Frees a model handle. */
   release(model: string): Promise<void>;
   close(): Promise<void>;
@@ -91,4 +111,9 @@ export interface RunRecord {
   /** Cross-validation: the selected step and its validation metrics. */
   best_step?: number | null;
   best_val_metrics?: MetricSet | null;
+  /**
+   * Cross-validation: set on the record of the concatenated embedding (MLRC), whose metrics are
+   * those of the F fold models' L2-normalised test embeddings joined along the feature axis.
+   */
+  concatenated?: { folds: number; fold_dim: number; dim: number };
 }

@@ -30,6 +30,8 @@ const backend = async (): Promise<BenchBackend> => ({
   },
   train: (p, on) => shared.train(p, on),
   project: (m, d, s) => shared.project(m, d, s),
+  embed: (m, d, s) => shared.embed(m, d, s),
+  evaluateEmbeddings: (e, o) => shared.evaluateEmbeddings(e, o),
   release: (m) => shared.release(m),
   close: async () => {},
 });

@@ -147,7 +147,7 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
         out(`suite ${suite.name} (${file}): ${runs.length} runs`);
         for (const r of runs) out(`  ${r.id}`);
         for (const p of paths) out(`data path ${p.field} = ${p.path}: ${p.exists ? "present" : "MISSING"}`);
-        if (suite.cross_validation) out(`cross-validation: ${suite.cross_validation.folds} ${suite.cross_validation.split} folds, model selection on ${suite.cross_validation.select_on}`);
+        if (suite.cross_validation) out(`cross-validation: ${suite.cross_validation.folds} ${suite.cross_validation.split} folds, model selection on ${suite.cross_validation.select_on}; reported: fold mean and concatenated (${suite.cross_validation.folds} x d)`);
         if (problems.length === 0) out("all run configs are valid for this runtime");
         else {
           out(`invalid: ${file}`);
@@ -166,7 +166,7 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
     progress.log(`nearpos bench: suite ${suite.name}, ${runs.length} runs -> ${outDir}`);
     if (suite.cross_validation) {
       const cv = suite.cross_validation;
-      progress.log(`cross-validation: ${cv.folds} class-disjoint folds per run, model selection on validation ${cv.select_on}; reported figures are the mean over folds`);
+      progress.log(`cross-validation: ${cv.folds} class-disjoint folds per run, model selection on validation ${cv.select_on}; reported: the mean over folds and the folds' concatenated embedding (${cv.folds} x d)`);
     }
     const t0 = performance.now();
     const res = await runSuite({
