@@ -189,7 +189,7 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
         for (const l of claimLines(res.claims)) out(l);
       }
       out("");
-      out(`${res.records.length} runs (${res.skipped.length} resumed) in ${formatDuration((performance.now() - t0) / 1000)}; results: ${res.outDir} (summary.md, report.html, results.json)`);
+      out(`${res.records.filter((r) => !r.concatenated).length} runs (${res.skipped.length} resumed) in ${formatDuration((performance.now() - t0) / 1000)}; results: ${res.outDir} (summary.md, report.html, results.json)`);
     }
     return EXIT.ok;
   } finally {
