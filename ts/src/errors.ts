@@ -12,6 +12,7 @@ export const ErrorCode = {
   startFailed: "start_failed",
   invalidConfig: "invalid_config",
   closed: "closed",
+  runtimeUnreachable: "runtime_unreachable",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -175,5 +176,28 @@ export class UnknownMethodError extends NearposError {
 export class ClosedError extends NearposError {
   constructor(message = "the runtime was closed", options: NearposErrorOptions = {}) {
     super(ErrorCode.closed, message, options);
+  }
+}
+
+/**
+ * A runtime attached with `Runtime.connect` stopped answering heartbeats (`heartbeatMisses`
+ * in a row, each given `heartbeatIntervalMs`): it died, hung, or the network is down.
+ * `context.endpoints` names the runtime. The handle is then dead; call `close()`.
+ */
+export class RuntimeUnreachableError extends NearposError {
+  /** The endpoints of the runtime that stopped answering. */
+  readonly endpoints: { request: string; control: string };
+
+  constructor(endpoints: { request: string; control: string }, intervalMs: number, misses: number, options: NearposErrorOptions = {}) {
+    super(
+      ErrorCode.runtimeUnreachable,
+      `the nearpos runtime at ${endpoints.request} / ${endpoints.control} did not answer ${misses} heartbeats in a row (${intervalMs} ms each)`,
+      {
+        hint: "check that the runtime process is still running and reachable; this handle is dead, close() it and connect again",
+        ...options,
+        context: { endpoints: { ...endpoints }, heartbeatIntervalMs: intervalMs, heartbeatMisses: misses, ...options.context },
+      },
+    );
+    this.endpoints = { ...endpoints };
   }
 }

@@ -17,6 +17,7 @@ export {
   NearposError,
   PythonError,
   RuntimeExitedError,
+  RuntimeUnreachableError,
   CancelledError,
   TimeoutError,
   ProtocolError,

@@ -3,10 +3,10 @@ import { existsSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
-import { ClosedError, RuntimeExitedError, StartError, ValidationError } from "../errors.ts";
+import { ClosedError, RuntimeExitedError, RuntimeUnreachableError, StartError, ValidationError } from "../errors.ts";
 import { Runtime } from "./runtime.ts";
-import { REPO_ROOT } from "./process.ts";
-import { processAlive, transports, waitGone } from "./fixtures/helpers.ts";
+import { REPO_ROOT, sleep } from "./process.ts";
+import { processAlive, spawnManual, transports, waitGone } from "./fixtures/helpers.ts";
 
 // The private directory of a ZeroMQ runtime; pythonia has none (nothing to leave behind).
 function ipcDir(rt: Runtime): string | undefined {
@@ -115,5 +115,51 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
     await expect(Runtime.connect({ request: "tcp://10.1.2.3:5000", control: "tcp://10.1.2.3:5001", key })).rejects.toMatchObject({
       field: "options.allowRemote",
     });
+  });
+});
+
+// Runtime.connect has no child process to watch: liveness comes from heartbeats.
+describe("a runtime attached with connect", () => {
+  const INTERVAL = 200;
+  const MISSES = 3;
+
+  it("rejects pending and later calls with runtime_unreachable once the runtime is SIGKILLed, and still closes", async () => {
+    const manual = await spawnManual();
+    try {
+      const rt = await Runtime.connect({ connectionFile: manual.connectionFile, key: manual.key.toString("hex"), heartbeatIntervalMs: INTERVAL, heartbeatMisses: MISSES });
+      // Busy for longer than INTERVAL x MISSES, yet answering heartbeats: not unreachable.
+      await expect(rt.call("sleep", { seconds: (3 * INTERVAL * MISSES) / 1000 })).resolves.toBeDefined();
+      const pending = [rt.call("sleep", { seconds: 30 }), rt.call("sleep", { seconds: 30 })];
+      await sleep(100);
+      const t0 = Date.now();
+      manual.kill();
+      const results = await Promise.allSettled(pending);
+      const took = Date.now() - t0;
+      // At most MISSES + 1 heartbeat periods (the first miss may start up to one period late), plus a margin.
+      expect(took).toBeLessThan(INTERVAL * (MISSES + 1) + 1000);
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        const err = (r as PromiseRejectedResult).reason as RuntimeUnreachableError;
+        expect(err).toBeInstanceOf(RuntimeUnreachableError);
+        expect(err.code).toBe("runtime_unreachable");
+        expect(err.context.endpoints).toEqual(rt.endpoints);
+        expect(err.endpoints).toEqual(rt.endpoints);
+      }
+      await expect(rt.call("echo", {})).rejects.toMatchObject({ code: "runtime_unreachable" });
+      expect(rt.alive).toBe(false);
+      await rt.close();
+      await expect(rt.call("echo", {})).rejects.toMatchObject({ code: "runtime_unreachable" });
+    } finally {
+      manual.kill();
+      rmSync(manual.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("validates the heartbeat options", async () => {
+    const key = "00".repeat(32);
+    const conn = { request: "ipc:///nonexistent/request", control: "ipc:///nonexistent/control", key };
+    await expect(Runtime.connect({ ...conn, heartbeatMisses: 0 })).rejects.toMatchObject({ code: "invalid_config", field: "options.heartbeatMisses" });
+    await expect(Runtime.connect({ ...conn, heartbeatIntervalMs: -1 })).rejects.toMatchObject({ code: "invalid_config", field: "options.heartbeatIntervalMs" });
+    await expect(Runtime.connect({ ...conn, heartbeatIntervalMs: 1.5 })).rejects.toMatchObject({ field: "options.heartbeatIntervalMs" });
   });
 });

@@ -74,6 +74,20 @@ export const ConnectOptionsSchema = z
     timeoutMs: positiveInt.default(10_000),
     /** Largest message accepted from the runtime, in bytes. Default 4 GiB. */
     maxMessageBytes: positiveInt.optional(),
+    /**
+     * Milliseconds between liveness heartbeats on the control channel; each heartbeat is
+     * also given this long to be answered. The runtime answers them even while busy with
+     * calls. `0` turns the watch off (a dead runtime then shows only as call timeouts).
+     * Default 2000.
+     */
+    heartbeatIntervalMs: z.number().int().nonnegative().default(2000),
+    /**
+     * Consecutive unanswered heartbeats after which the runtime counts as unreachable: every
+     * pending and later call rejects with `RuntimeUnreachableError` (code
+     * `runtime_unreachable`). Detection takes about `heartbeatIntervalMs * heartbeatMisses`.
+     * Default 3.
+     */
+    heartbeatMisses: positiveInt.default(3),
   })
   .strict();
 

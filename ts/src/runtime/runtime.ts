@@ -17,7 +17,7 @@ import {
   NearposError,
   ProtocolError,
   PythonError,
-
+  RuntimeUnreachableError,
   StartError,
   TimeoutError,
   ValidationError,
@@ -184,6 +184,7 @@ export class Runtime implements AsyncDisposable {
   private validator = new ParamsValidator([]);
   private dead: NearposError | undefined;
   private closing: Promise<void> | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
 
   private constructor(parts: Parts) {
     this.link = parts.transport;
@@ -312,6 +313,10 @@ export class Runtime implements AsyncDisposable {
    * Attaches to a runtime started elsewhere (by hand, or by another process).
    * `close()` then only disconnects; it does not stop that runtime.
    *
+   * There is no child process to watch, so liveness comes from heartbeats on the control
+   * channel (`heartbeatIntervalMs`, `heartbeatMisses`): once that many in a row go
+   * unanswered, every pending and later call rejects with {@link RuntimeUnreachableError}.
+   *
    * @throws ValidationError for a non-local endpoint without `allowRemote: true`
    */
   static async connect(options: ConnectOptions, transportFactory?: TransportFactory): Promise<Runtime> {
@@ -359,6 +364,7 @@ export class Runtime implements AsyncDisposable {
       await rt.close();
       throw err;
     }
+    if (opts.heartbeatIntervalMs > 0) rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
     return rt;
   }
 
@@ -567,7 +573,7 @@ export class Runtime implements AsyncDisposable {
     this.validator = new ParamsValidator(hello.methods ?? []);
   }
 
-  private async request(msgType: string, content: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
+  private async request(msgType: string, content: Record<string, unknown>, timeoutMs: number, unref = false): Promise<Record<string, unknown>> {
     if (this.dead) throw this.dead;
     if (this.link.closed) throw new ClosedError();
     const header = makeHeader({ msgType, session: this.session, signedBuffers: this.signedBuffers });
@@ -576,6 +582,7 @@ export class Runtime implements AsyncDisposable {
         this.control.delete(header.msg_id);
         reject(new TimeoutError(`no ${msgType.replace("_request", "_reply")} within ${timeoutMs} ms`, { context: { msgType, timeoutMs } }));
       }, timeoutMs);
+      if (unref) timer.unref();
       this.control.set(header.msg_id, { resolve, reject, timer });
     });
     this.link.send("control", encodeMessage({ header, content, buffers: [] }, this.key)).catch((err: unknown) => {
@@ -587,6 +594,41 @@ export class Runtime implements AsyncDisposable {
       }
     });
     return reply;
+  }
+
+  // Liveness of a connected runtime: one heartbeat at a time, each given `intervalMs`; the
+  // next goes out `intervalMs` after the previous one was sent. Unref'd timers: the watch
+  // never keeps Node alive on its own.
+  private watch(intervalMs: number, misses: number): void {
+    let missed = 0;
+    const schedule = (delay: number): void => {
+      this.watchTimer = setTimeout(() => void tick(), delay);
+      this.watchTimer.unref();
+    };
+    const tick = async (): Promise<void> => {
+      this.watchTimer = undefined;
+      if (!this.alive) return;
+      const sent = Date.now();
+      try {
+        await this.request("heartbeat_request", {}, intervalMs, true);
+        missed = 0;
+      } catch {
+        if (!this.alive) return; // closed meanwhile
+        missed++;
+        if (missed >= misses) {
+          this.onUnreachable(intervalMs, misses);
+          return;
+        }
+      }
+      if (this.alive) schedule(Math.max(0, intervalMs - (Date.now() - sent)));
+    };
+    schedule(intervalMs);
+  }
+
+  private onUnreachable(intervalMs: number, misses: number): void {
+    const err = new RuntimeUnreachableError(this.endpointsInfo, intervalMs, misses);
+    this.dead ??= err;
+    this.rejectAll(err);
   }
 
   private async sendCancel(id: string): Promise<boolean> {
@@ -723,6 +765,8 @@ export class Runtime implements AsyncDisposable {
   }
 
   private async doClose(): Promise<void> {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
     const py = this.pythonia;
     if (py && py.exitInfo === undefined) {
       // The Python process is shared by every pythonia runtime: stop this runtime's server
