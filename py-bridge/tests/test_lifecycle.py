@@ -131,6 +131,53 @@ def test_runtime_dies_with_its_parent_and_removes_its_directory(other_file: bool
         shutil.rmtree(directory, ignore_errors=True)
 
 
+HOLDS_NO_STDIN = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nearpos_runtime", "serve", "--connection-file",
+         sys.argv[1], "--key-stdin", "--remove-dir-on-exit"],
+        stdin=int(sys.argv[2]), stderr=subprocess.DEVNULL)
+    print(proc.pid, flush=True)
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def test_parent_death_signal_alone_cleans_up() -> None:
+    # The test keeps the write end of the runtime's stdin: no end-of-file when the parent
+    # dies, so only the parent-death signal (Linux) can stop the runtime.
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux only")
+    directory = private_dir()
+    conn = directory / "connection.json"
+    read_end, write_end = os.pipe()
+    os.write(write_end, os.urandom(32).hex().encode() + b"\n")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", HOLDS_NO_STDIN, str(conn), str(read_end)],
+        stdout=subprocess.PIPE,
+        pass_fds=(read_end,),
+    )
+    os.close(read_end)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not conn.exists():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(5)
+        assert gone(pid, within=2.0)
+        assert not directory.exists()
+    finally:
+        os.close(write_end)
+        if parent.poll() is None:
+            parent.kill()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def test_runtime_exits_on_stdin_eof() -> None:
     directory = private_dir()
     proc = subprocess.Popen(
