@@ -245,31 +245,51 @@ export class Runtime implements AsyncDisposable {
       return rt;
     }
     const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
+    const connect = connectZeroMQ;
+    return Runtime.finishStart(
+      async () => {
+        const info = await proc.waitForConnection(deadline);
+        const endpoints = { request: info.request, control: info.control };
+        return new Runtime({
+          endpoints,
+          transport: await connect(endpoints),
+          key: proc.key,
+          signedBuffers: info.signed_buffers,
+          maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+          proc,
+          emitter,
+        });
+      },
+      deadline,
+      async () => {
+        proc.kill("SIGKILL");
+        await proc.waitExit(CLOSE_STEP_MS);
+        await proc.removeDir();
+      },
+      "the runtime failed to start",
+    );
+  }
+
+  /**
+   * The common end of both start paths: build the Runtime and complete the hello
+   * handshake; on any failure close what was built (or `abandon` what was not) and throw.
+   */
+  private static async finishStart(
+    build: () => Promise<Runtime>,
+    deadline: number,
+    abandon: () => Promise<void>,
+    failure: string,
+  ): Promise<Runtime> {
     let rt: Runtime | undefined;
     try {
-      const info = await proc.waitForConnection(deadline);
-      const endpoints = { request: info.request, control: info.control };
-      const transport = await connectZeroMQ(endpoints);
-      rt = new Runtime({
-        endpoints,
-        transport,
-        key: proc.key,
-        signedBuffers: info.signed_buffers,
-        maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-        proc,
-        emitter,
-      });
+      rt = await build();
       await rt.handshake(Math.max(1, deadline - Date.now()));
       return rt;
     } catch (err) {
       if (rt) await rt.close();
-      else {
-        proc.kill("SIGKILL");
-        await proc.waitExit(CLOSE_STEP_MS);
-        await proc.removeDir();
-      }
+      else await abandon();
       if (err instanceof NearposError) throw err;
-      throw new StartError("the runtime failed to start", { cause: err });
+      throw new StartError(failure, { cause: err });
     }
   }
 
@@ -286,27 +306,24 @@ export class Runtime implements AsyncDisposable {
       pending: () => (rt ? rt.calls.size + rt.control.size : 1),
       timeoutMs: Math.max(1, deadline - Date.now()),
     });
-    try {
-      rt = new Runtime({
-        endpoints: { request: pythoniaEndpoint(transport.pid, "request"), control: pythoniaEndpoint(transport.pid, "control") },
-        transport,
-        key: transport.key,
-        signedBuffers: transport.signedBuffers,
-        maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-        pythonia: transport,
-        emitter,
-      });
-      await rt.handshake(Math.max(1, deadline - Date.now()));
-      return rt;
-    } catch (err) {
-      if (rt) await rt.close();
-      else {
+    return Runtime.finishStart(
+      async () =>
+        (rt = new Runtime({
+          endpoints: { request: pythoniaEndpoint(transport.pid, "request"), control: pythoniaEndpoint(transport.pid, "control") },
+          transport,
+          key: transport.key,
+          signedBuffers: transport.signedBuffers,
+          maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+          pythonia: transport,
+          emitter,
+        })),
+      deadline,
+      async () => {
         transport.close();
         await transport.released;
-      }
-      if (err instanceof NearposError) throw err;
-      throw new StartError("the runtime failed to start over pythonia", { cause: err });
-    }
+      },
+      "the runtime failed to start over pythonia",
+    );
   }
 
   /**
