@@ -11,6 +11,7 @@ from torch import nn
 from .config import SamplerConfig
 from .mining import Miner, MiningOptions
 from .nearest_positive import NearestPositive
+from .pml_baseline import PMLMinerPlugin
 
 try:
     __version__ = _dist_version("nearest-positive")
@@ -109,6 +110,9 @@ semihard = SamplerPlugin(
     positives="all", negatives="semihard",
 )
 
-PLUGINS: tuple[SamplerPlugin, ...] = (
-    plugin, all_positives, random_positive, hardest_positive, semihard,
+#: The loss with pytorch-metric-learning's own miner: the usual recipe as a baseline.
+pml_miner = PMLMinerPlugin(__version__)
+
+PLUGINS: tuple[SamplerPlugin | PMLMinerPlugin, ...] = (
+    plugin, all_positives, random_positive, hardest_positive, semihard, pml_miner,
 )
