@@ -15,7 +15,11 @@ EPS = sorted(entry_points(group="nearpos.plugins"), key=lambda e: e.name)
 
 def test_all_samplers_are_registered():
     assert {e.name for e in EPS} >= {p.name for p in PLUGINS}
-    assert len(PLUGINS) == 5
+    assert len(PLUGINS) == 6
+
+
+#: A valid config per sampler for the contract below (the pml-miner sampler has its own options).
+CONTRACT_CONFIG = {"pml-miner": {"miner": "TripletMarginMiner", "miner_config": {"margin": 10.0}}}
 
 
 @pytest.mark.parametrize("ep", EPS, ids=[e.name for e in EPS])
@@ -26,16 +30,17 @@ def test_entry_point_contract(ep):
     assert dataclasses.is_dataclass(obj.config_class)
     for f in dataclasses.fields(obj.config_class):
         assert f.metadata.get("description"), f.name
-        assert f.default is not dataclasses.MISSING
+        assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
     g = torch.Generator().manual_seed(0)
     e = torch.randn(16, 6, generator=g)
     y = torch.arange(4).repeat_interleave(4)
-    miner = obj.miner({"seed": 1})
+    config = CONTRACT_CONFIG.get(ep.name, {"seed": 1})
+    miner = obj.miner(config)
     a, p, n = miner(e, y)
     assert len(a) == len(p) == len(n) > 0
     assert (y[a] == y[p]).all() and (y[a] != y[n]).all() and (a != p).all()
     assert miner.last_diagnostics["tuples"] == len(a)
-    wrapped = obj.wrap(create_loss("triplet"), {"seed": 1})
+    wrapped = obj.wrap(create_loss("triplet"), config)
     x = e.clone().requires_grad_(True)
     wrapped(x, y).backward()
     assert x.grad is not None and wrapped.last_diagnostics["anchors"] == 16

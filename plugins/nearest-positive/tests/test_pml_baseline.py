@@ -6,8 +6,8 @@ from pytorch_metric_learning import losses, miners
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from nearest_positive import create_loss
-from nearest_positive.pml_baseline import default_diagnostics, tuple_diagnostics
 from nearest_positive.plugin import pml_miner
+from nearest_positive.pml_baseline import default_diagnostics, tuple_diagnostics
 
 
 def batch(seed: int = 0, classes: int = 5, per_class: int = 6, dim: int = 16):
