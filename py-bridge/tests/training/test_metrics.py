@@ -140,3 +140,27 @@ def test_pca_deterministic_and_centred():
     assert p.mean(0).abs().max() < 1e-5
     # the first axis carries the most variance
     assert p[:, 0].var() >= p[:, 1].var()
+
+
+def _ten_modes_in_five_classes(seed: int = 7) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """10 tight modes on a circle-ish layout in 8-D, two per coarse class: the case where
+    k-means with k = 5 has many near-equal ways to merge modes."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(10, 8, generator=g) * 3
+    fine = torch.arange(10).repeat_interleave(40)
+    emb = centres[fine] + 0.3 * torch.randn(400, 8, generator=g)
+    return emb, fine // 2, fine
+
+
+def test_nmi_of_a_fixed_embedding_does_not_depend_on_the_kmeans_seed():
+    emb, coarse, fine = _ten_modes_in_five_classes()
+    for labels in (coarse, fine):
+        values = [nmi(emb, labels, seed=s) for s in range(6)]
+        assert max(values) - min(values) < 1e-6, values
+
+
+def test_fine_nmi_reported_beside_coarse():
+    emb, coarse, fine = _ten_modes_in_five_classes()
+    out = evaluate_embeddings(emb, coarse, fine, ks=[1])
+    assert out["fine"]["nmi"] > 0.95  # ten separated modes: k-means with k = 10 finds them
+    assert out["coarse"]["nmi"] < out["fine"]["nmi"]
