@@ -62,11 +62,19 @@ export function textTable(variants: readonly Variant[], columns: readonly Column
   return [fmt(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(fmt), "", "mean ± half-width of the 95% t-interval over seeds, in percent; * best mean per column", ...(foldNote(variants) ? [foldNote(variants)] : [])].join("\n");
 }
 
-/** Claim verdicts as sentences. */
+/** A signed difference in points with its interval: "+5.30 [3.10, 7.50]". */
+function signedPoints(d: { mean: number; low: number; high: number }): string {
+  const sign = d.mean > 0 ? "+" : "";
+  return `${sign}${pct(d.mean)} [${pct(d.low)}, ${pct(d.high)}]`;
+}
+
+/** Claim verdicts as sentences: unpaired means, then the paired per-seed difference and its 95% interval. */
 export function claimLines(claims: readonly ClaimVerdict[]): string[] {
   return claims.map((c) => {
-    const head = `${c.lossId}: ${c.method} vs ${c.baselineSampler}, ${c.metric} ${pct(c.methodMean)} vs ${pct(c.baselineMean)} (gain ${pct(c.gain)} points, required ${pct(c.minGain)}, intervals ${c.apart ? "apart" : "overlap"})`;
-    const guard = c.guard ? `; ${c.guard.metric} ${pct(c.guard.methodMean)} vs ${pct(c.guard.baselineMean)} (difference interval [${pct(c.guard.diffLow)}, ${pct(c.guard.diffHigh)}], ${c.guard.kept ? "not lost" : Number.isFinite(c.guard.diffHigh) ? "lost" : "not judged"})` : "";
+    const g = c.gain;
+    const head = `${c.lossId}: ${c.method} vs ${c.baselineSampler}, ${g.metric} ${pct(g.methodMean)} vs ${pct(g.baselineMean)} (paired gain over ${g.seeds.length} seeds ${signedPoints(g.diff)} points, required ${pct(c.minGain)})`;
+    const k = c.guard;
+    const guard = k ? `; ${k.metric} ${pct(k.methodMean)} vs ${pct(k.baselineMean)} (paired difference ${signedPoints(k.diff)}, ${k.kept ? "not lost" : Number.isFinite(k.diff.high) ? "lost" : "not judged"})` : "";
     return c.held ? `HELD: ${head}${guard}.` : `NOT HELD: ${head}${guard}. Why: ${c.reasons.join("; ")}.`;
   });
 }

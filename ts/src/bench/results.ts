@@ -5,7 +5,7 @@
  * @internal
  */
 import type { Claim } from "./suite.ts";
-import { tInterval, welch, type Summary } from "./stats.ts";
+import { pairedDifference, tInterval, type Summary } from "./stats.ts";
 import type { MetricSet, RunRecord } from "./types.ts";
 
 /** A column of the summary table: "<coarse|fine>.<metric name>". */
@@ -97,6 +97,8 @@ export interface Variant {
   stats: Record<string, Summary>;
   /** Per column key: the per-seed values, seed order. */
   values: Record<string, number[]>;
+  /** Per column key: the seed of each entry of `values` (a run may lack a metric). */
+  valueSeeds: Record<string, number[]>;
 }
 
 /**
@@ -115,11 +117,16 @@ export function aggregate(records: readonly RunRecord[], keys: readonly string[]
     const first = sorted[0]!;
     const stats: Record<string, Summary> = {};
     const values: Record<string, number[]> = {};
+    const valueSeeds: Record<string, number[]> = {};
     for (const key of keys) {
-      const xs = sorted.map((r) => metricValue(r.metrics, key)).filter((x): x is number => x !== undefined);
-      if (xs.length === 0) continue;
-      values[key] = xs;
-      stats[key] = tInterval(xs);
+      const have = sorted.flatMap((r) => {
+        const x = metricValue(r.metrics, key);
+        return x === undefined ? [] : [{ seed: r.seed, x }];
+      });
+      if (have.length === 0) continue;
+      values[key] = have.map((h) => h.x);
+      valueSeeds[key] = have.map((h) => h.seed);
+      stats[key] = tInterval(values[key]);
     }
     out.push({
       lossId: first.lossId,
@@ -130,6 +137,7 @@ export function aggregate(records: readonly RunRecord[], keys: readonly string[]
       ...(first.concatenated ? { concatenated: first.concatenated } : {}),
       stats,
       values,
+      valueSeeds,
     });
   }
   return out;
@@ -173,25 +181,51 @@ export function pct(x: number): string {
   return Number.isFinite(x) ? (x * 100).toFixed(2) : "n/a";
 }
 
+/** Method minus baseline over the seeds both ran (paired by seed), for one metric. */
+export interface PairedGain {
+  metric: string;
+  baselineMean: number;
+  methodMean: number;
+  /** The seeds both variants ran, in order. */
+  seeds: number[];
+  /** Mean of the per-seed differences (method - baseline) with its 95% t interval. */
+  diff: Summary;
+}
+
+/** Pairs two variants' values of `metric` by seed; undefined when they share no seed. */
+export function pairedGain(base: Variant, meth: Variant, metric: string): PairedGain | undefined {
+  const bs = base.valueSeeds[metric];
+  const ms = meth.valueSeeds[metric];
+  const bv = base.values[metric];
+  const mv = meth.values[metric];
+  if (!bs || !ms || !bv || !mv) return undefined;
+  const seeds = bs.filter((s) => ms.includes(s));
+  if (seeds.length === 0) return undefined;
+  const a = seeds.map((s) => bv[bs.indexOf(s)]!);
+  const b = seeds.map((s) => mv[ms.indexOf(s)]!);
+  return { metric, baselineMean: base.stats[metric]!.mean, methodMean: meth.stats[metric]!.mean, seeds, diff: pairedDifference(a, b) };
+}
+
 /** The verdict on the claim for one loss. */
 export interface ClaimVerdict {
   lossId: string;
   method: string;
   baselineSampler: string;
-  metric: string;
-  baselineMean: number;
-  methodMean: number;
-  gain: number;
+  /** The claimed metric: unpaired means, and the paired per-seed difference with its interval. */
+  gain: PairedGain;
   minGain: number;
-  /** Intervals apart: the method's interval lies entirely above the baseline's. */
-  apart: boolean;
-  guard?: { metric: string; baselineMean: number; methodMean: number; diffLow: number; diffHigh: number; kept: boolean };
+  /** The guard metric, paired the same way; kept when its difference interval reaches 0 or above. */
+  guard?: PairedGain & { kept: boolean };
   held: boolean;
   /** Plain reasons when the claim did not hold. */
   reasons: string[];
 }
 
-/** Checks the claim per loss from the aggregated numbers (with cross-validation: the fold means). */
+/**
+ * Checks the claim per loss from the aggregated numbers (with cross-validation: the fold means).
+ * Held when the mean paired gain reaches `min_gain`, its 95% interval lies above 0, and the
+ * guard's paired difference interval reaches 0 or above (not lost).
+ */
 export function checkClaim(claim: Claim, all: readonly Variant[]): ClaimVerdict[] {
   const out: ClaimVerdict[] = [];
   const variants = all.filter((v) => !v.concatenated);
@@ -199,29 +233,23 @@ export function checkClaim(claim: Claim, all: readonly Variant[]): ClaimVerdict[
     const base = variants.find((v) => v.lossId === lossId && v.baseline);
     const meth = variants.find((v) => v.lossId === lossId && v.sampler === claim.method);
     if (!base || !meth) continue;
-    const b = base.stats[claim.metric];
-    const m = meth.stats[claim.metric];
-    if (!b || !m) continue;
-    const gain = m.mean - b.mean;
-    const apart = Number.isFinite(m.low) && Number.isFinite(b.high) && m.low > b.high;
+    const gain = pairedGain(base, meth, claim.metric);
+    if (!gain) continue;
+    const d = gain.diff;
     const reasons: string[] = [];
-    if (!(gain >= claim.min_gain)) reasons.push(`gain ${pct(gain)} points is below the required ${pct(claim.min_gain)}`);
-    if (!apart) reasons.push(Number.isFinite(m.low) ? `95% intervals overlap (method low ${pct(m.low)} <= baseline high ${pct(b.high)})` : "no interval (fewer than 2 seeds)");
+    if (!(d.mean >= claim.min_gain)) reasons.push(`paired gain ${pct(d.mean)} points is below the required ${pct(claim.min_gain)}`);
+    if (!Number.isFinite(d.low)) reasons.push("no interval (fewer than 2 paired seeds)");
+    else if (!(d.low > 0)) reasons.push(`the 95% interval of the paired gain [${pct(d.low)}, ${pct(d.high)}] does not exclude 0`);
     let guard: ClaimVerdict["guard"];
-    if (claim.guard) {
-      const bg = base.values[claim.guard];
-      const mg = meth.values[claim.guard];
-      if (bg && mg) {
-        const w = welch(bg, mg);
-        // "Not lost": the Welch 95% interval of (method - baseline) reaches zero or above.
-        // Without an interval (one seed) "not lost" cannot be shown: it counts as not kept, and the
-        // missing interval is already the stated reason.
-        const kept = Number.isFinite(w.high) && w.high >= 0;
-        guard = { metric: claim.guard, baselineMean: base.stats[claim.guard]!.mean, methodMean: meth.stats[claim.guard]!.mean, diffLow: w.low, diffHigh: w.high, kept };
-        if (!kept && Number.isFinite(w.high)) reasons.push(`${claim.guard} lost: difference ${pct(w.diff)} points, 95% interval [${pct(w.low)}, ${pct(w.high)}] entirely below 0`);
-      }
+    const g = claim.guard ? pairedGain(base, meth, claim.guard) : undefined;
+    if (g) {
+      // "Not lost": the paired difference's 95% interval reaches zero or above. Without an interval
+      // (one seed) it cannot be shown: not kept, and the missing interval is already a reason.
+      const kept = Number.isFinite(g.diff.high) && g.diff.high >= 0;
+      guard = { ...g, kept };
+      if (!kept && Number.isFinite(g.diff.high)) reasons.push(`${g.metric} lost: paired difference ${pct(g.diff.mean)} points, 95% interval [${pct(g.diff.low)}, ${pct(g.diff.high)}] entirely below 0`);
     }
-    out.push({ lossId, method: claim.method, baselineSampler: base.sampler, metric: claim.metric, baselineMean: b.mean, methodMean: m.mean, gain, minGain: claim.min_gain, apart, guard, held: reasons.length === 0, reasons });
+    out.push({ lossId, method: claim.method, baselineSampler: base.sampler, gain, minGain: claim.min_gain, guard, held: reasons.length === 0, reasons });
   }
   return out;
 }

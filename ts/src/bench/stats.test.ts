@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { studentTCdf, studentTQuantile, tInterval, welch } from "./stats.ts";
+import { pairedDifference, studentTCdf, studentTQuantile, tInterval, welch } from "./stats.ts";
 
 // Reference values: two-sided 95% critical values of Student's t from standard tables
 // (and scipy.stats.t.ppf(0.975, df)); Welch example checked with scipy.stats.ttest_ind.
@@ -53,5 +53,29 @@ describe("welch", () => {
     const r = welch([1, 1], [1, 1]);
     expect(r.diff).toBe(0);
     expect(r.p).toBe(1);
+  });
+});
+
+describe("pairedDifference", () => {
+  it("is the t interval of the per-seed differences (b - a)", () => {
+    // differences 0.05, 0.03, 0.07: mean 0.05, sd 0.02, half-width t(0.975, 2) * 0.02 / sqrt(3)
+    const r = pairedDifference([0.8, 0.9, 0.7], [0.85, 0.93, 0.77]);
+    expect(r.n).toBe(3);
+    expect(r.mean).toBeCloseTo(0.05, 12);
+    expect(r.halfWidth).toBeCloseTo(0.04968275423500663, 9);
+    expect(r.low).toBeGreaterThan(0);
+  });
+
+  it("removes the spread the pairs share, where the unpaired intervals overlap", () => {
+    const a = [0.7, 0.8, 0.9];
+    const b = [0.73, 0.83, 0.93];
+    expect(tInterval(b).low).toBeLessThan(tInterval(a).high);
+    const r = pairedDifference(a, b);
+    expect(r.mean).toBeCloseTo(0.03, 12);
+    expect(r.halfWidth).toBeCloseTo(0, 9);
+  });
+
+  it("refuses samples of different lengths", () => {
+    expect(() => pairedDifference([1, 2], [1])).toThrow(/equal lengths, got 2 and 1/);
   });
 });

@@ -130,6 +130,16 @@ export function tInterval(xs: readonly number[], level = 0.95): Summary {
   return { n, mean: m, sd, halfWidth, low: m - halfWidth, high: m + halfWidth, level };
 }
 
+/**
+ * Paired comparison: the t interval of the per-pair differences b[i] - a[i] (pairs share a seed:
+ * the same initialisation and batch order), which removes the seed-to-seed variation both share.
+ * @throws RangeError when the arrays differ in length
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[], level = 0.95): Summary {
+  if (a.length !== b.length) throw new RangeError(`paired samples need equal lengths, got ${a.length} and ${b.length}`);
+  return tInterval(b.map((x, i) => x - a[i]!), level);
+}
+
 /** Welch's comparison of two independent groups (B minus A). */
 export interface WelchResult {
   /** mean(B) - mean(A). */

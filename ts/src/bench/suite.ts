@@ -24,6 +24,8 @@ export const LossEntrySchema = z
     baseline: z.string().min(1),
     /** Sampler config applied to every sampler of this loss (the negatives of the recipe). */
     sampler_config: jsonObject.default({}),
+    /** The baseline's own sampler config, in place of `sampler_config` (e.g. the PML miner of the `pml-miner` sampler). */
+    baseline_config: jsonObject.optional(),
     /** One line on the recipe, printed in reports. */
     recipe: z.string().optional(),
   })
@@ -223,6 +225,8 @@ export interface RunSpec {
   sampler: string;
   /** Whether `sampler` is this loss's baseline. */
   baseline: boolean;
+  /** The loss entry's field that `train.sampler.config` came from. */
+  samplerConfigFrom: "sampler_config" | "baseline_config";
   seed: number;
   /** Full params of the runtime's `train` method. */
   train: Record<string, unknown>;
@@ -255,6 +259,11 @@ export function expandFolds(run: RunSpec, cv: Suite["cross_validation"]): RunSpe
   }));
 }
 
+/** The loss entry's field a sampler's config comes from: `baseline_config` for the baseline when given, else `sampler_config`. */
+export function samplerConfigField(entry: LossEntry | undefined, sampler: string): RunSpec["samplerConfigFrom"] {
+  return entry && sampler === entry.baseline && entry.baseline_config ? "baseline_config" : "sampler_config";
+}
+
 /** Expands a suite into its runs, in a stable order (loss, sampler, seed, fold). */
 export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
   let losses: { entry: LossEntry; index: number; id: string }[] = suite.losses.map((entry, index) => ({ entry, index, id: entry.id ?? lossId(entry.name) }));
@@ -276,12 +285,13 @@ export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
     const samplers = [...new Set(wanted)];
     for (const sampler of samplers) {
       for (const seed of seeds) {
+        const samplerConfigFrom = samplerConfigField(l.entry, sampler);
         const train = deepMerge(base, {
           loss: { name: l.entry.name, config: l.entry.config },
-          sampler: { name: sampler, config: l.entry.sampler_config },
+          sampler: { name: sampler, config: l.entry[samplerConfigFrom] ?? {} },
           seed,
         });
-        const run: RunSpec = { id: `${l.id}__${sampler}__s${seed}`, lossId: l.id, lossIndex: l.index, sampler, baseline: sampler === l.entry.baseline, seed, train };
+        const run: RunSpec = { id: `${l.id}__${sampler}__s${seed}`, lossId: l.id, lossIndex: l.index, sampler, baseline: sampler === l.entry.baseline, samplerConfigFrom, seed, train };
         runs.push(...expandFolds(run, suite.cross_validation));
       }
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { expandSuite, loadSuite } from "./suite.ts";
-import { lossKnown, validateLosses } from "./validate.ts";
+import { lossKnown, validateLosses, validateSamplers } from "./validate.ts";
 
 describe("loss names against hello's plugins[].losses", () => {
   const { suite } = loadSuite("tiny");
@@ -23,5 +23,33 @@ describe("loss names against hello's plugins[].losses", () => {
     expect(validateLosses(plugins(["triplet", "pml:*"]), withLoss("pml:CircleLoss"))).toEqual([]);
     expect(validateLosses(plugins(["triplet"]), withLoss("pml:CircleLoss"))).toHaveLength(1);
     expect(validateLosses(plugins(undefined), withLoss("anything"))).toEqual([]);
+  });
+});
+
+describe("sampler configs against the plugins' config schemas", () => {
+  const { suite } = loadSuite("tiny");
+  const schema = { type: "object", additionalProperties: false, properties: { miner: { anyOf: [{ type: "string" }, { type: "null" }] }, miner_config: { type: "object" } } };
+  const plugins = [{ name: "pml-miner", config_schema: schema }, { name: "nearest-positive", config_schema: { type: "object", additionalProperties: false, properties: { negatives: { type: "string" } } } }];
+  const entry = { ...suite.losses[0]!, name: "pml:TripletMarginLoss", baseline: "pml-miner", sampler_config: { negatives: "semihard" } };
+
+  it("the baseline runs with baseline_config, the other samplers with sampler_config", () => {
+    const runs = expandSuite({ ...suite, losses: [{ ...entry, baseline_config: { miner: "TripletMarginMiner" } }] });
+    const base = runs.find((r) => r.baseline)!;
+    const method = runs.find((r) => !r.baseline)!;
+    expect(base.train.sampler).toEqual({ name: "pml-miner", config: { miner: "TripletMarginMiner" } });
+    expect(method.train.sampler).toEqual({ name: "nearest-positive", config: { negatives: "semihard" } });
+    expect(validateSamplers(plugins, runs)).toEqual([]);
+  });
+
+  it("a mistake in baseline_config is reported at its own path", () => {
+    const runs = expandSuite({ ...suite, losses: [{ ...entry, baseline_config: { minor: "TripletMarginMiner" } }] });
+    const issues = validateSamplers(plugins, runs);
+    expect(issues.map((i) => `${i.path}: ${i.message}`)).toEqual(['$.losses[0].baseline_config.minor: unknown field "minor"']);
+  });
+
+  it("without baseline_config the baseline shares sampler_config", () => {
+    const runs = expandSuite({ ...suite, losses: [entry] });
+    const issues = validateSamplers(plugins, runs);
+    expect(issues.map((i) => i.path)).toEqual(["$.losses[0].sampler_config.negatives"]);
   });
 });

@@ -39,7 +39,7 @@ function suiteLocation(run: RunSpec, pointer: string[]): string {
   }
   if (head === "sampler") {
     if (rest[0] === "name") return run.baseline && run.lossIndex >= 0 ? jsonPath(["losses", run.lossIndex, "baseline"]) : jsonPath(["samplers"]);
-    if (rest[0] === "config" && run.lossIndex >= 0) return jsonPath(["losses", run.lossIndex, "sampler_config", ...rest.slice(1)]);
+    if (rest[0] === "config" && run.lossIndex >= 0) return jsonPath(["losses", run.lossIndex, run.samplerConfigFrom, ...rest.slice(1)]);
   }
   if (head === "seed") return jsonPath(["seeds"]);
   return jsonPath(["train", ...pointer]);

@@ -12,7 +12,7 @@ import type { Manifest } from "../../bench/manifest.ts";
 import { formatDuration, Progress } from "../../bench/progress.ts";
 import { claimLines } from "../../bench/report.ts";
 import { runSuite } from "../../bench/runner.ts";
-import { expandSuite, listSuites, loadSuite, lossId, SuiteError, SuiteSchema, type RunSpec, type Suite } from "../../bench/suite.ts";
+import { expandSuite, listSuites, loadSuite, lossId, samplerConfigField, SuiteError, SuiteSchema, type RunSpec, type Suite } from "../../bench/suite.ts";
 import type { BenchBackend } from "../../bench/types.ts";
 import { checkDataPaths, compileTrainSchema, validateLosses, validateRuns, validateSamplers } from "../../bench/validate.ts";
 import { CliExit, EXIT, type CliIO } from "../io.ts";
@@ -122,7 +122,11 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
     const m = loadManifest(opts.fromManifest);
     suite = m.suite;
     file = resolve(opts.fromManifest);
-    runs = m.runs.map((r) => ({ id: r.id, lossId: r.lossId, lossIndex: suite.losses.findIndex((l) => (l.id ?? lossId(l.name)) === r.lossId), sampler: r.sampler, baseline: r.baseline, seed: r.seed, train: r.train }));
+    runs = m.runs.map((r) => {
+      const lossIndex = suite.losses.findIndex((l) => (l.id ?? lossId(l.name)) === r.lossId);
+      const samplerConfigFrom = samplerConfigField(suite.losses[lossIndex], r.sampler);
+      return { id: r.id, lossId: r.lossId, lossIndex, sampler: r.sampler, baseline: r.baseline, samplerConfigFrom, seed: r.seed, train: r.train };
+    });
   } else {
     const loaded = loadSuite(opts.suite);
     suite = loaded.suite;
