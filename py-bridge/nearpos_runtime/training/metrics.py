@@ -47,8 +47,13 @@ def retrieval_metrics(
     gallery_labels: torch.Tensor | None = None,
     ks: list[int] | tuple[int, ...] = (1, 2, 4, 8),
     chunk_size: int = 1024,
+    groups: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """Recall@K, R-Precision and MAP@R; self-retrieval (self excluded) without a gallery."""
+    """Recall@K, R-Precision and MAP@R; self-retrieval (self excluded) without a gallery.
+
+    ``groups`` (one integer per query, e.g. the coarse class of each query when the labels
+    are fine labels) adds ``recall@1/class=<g>``: R@1 over the queries of each group.
+    """
     _check(query, query_labels, "embeddings")
     self_mode = gallery is None
     if self_mode:
@@ -73,6 +78,10 @@ def retrieval_metrics(
     g_sq = (g * g).sum(1)
     sums = {f"recall@{k}": 0.0 for k in ks} | {"r_precision": 0.0, "map@r": 0.0}
     scored = 0
+    if groups is not None:
+        group_ids, group_of = torch.unique(groups.long(), return_inverse=True)
+        group_hits = torch.zeros(len(group_ids), dtype=torch.float64)
+        group_count = torch.zeros(len(group_ids), dtype=torch.float64)
     for start in range(0, q.shape[0], chunk_size):
         qc, lc, rc = q[start : start + chunk_size], ql[start : start + chunk_size], r_all[
             start : start + chunk_size
@@ -88,6 +97,10 @@ def retrieval_metrics(
         d, lc, rc = d[ok], lc[ok], rc[ok]
         kmax = min(n_ref, max(max(ks), int(rc.max())))
         rel = (gl[_topk_lex(d, kmax)] == lc[:, None]).float()
+        if groups is not None:
+            gc = group_of[start : start + chunk_size][ok]
+            group_hits.index_add_(0, gc, rel[:, 0].double())
+            group_count.index_add_(0, gc, torch.ones_like(gc, dtype=torch.float64))
         for k in ks:
             sums[f"recall@{k}"] += float(rel[:, : min(k, n_ref)].amax(1).sum())
         ranks = torch.arange(1, kmax + 1, dtype=torch.float32)
@@ -100,6 +113,9 @@ def retrieval_metrics(
     out = {k: (v / scored if scored else float("nan")) for k, v in sums.items()}
     out["queries"] = float(scored)
     out["queries_without_match"] = float(q.shape[0] - scored)
+    if groups is not None:
+        for gid, hits, count in zip(group_ids.tolist(), group_hits, group_count, strict=True):
+            out[f"recall@1/class={gid}"] = float(hits / count) if count > 0 else float("nan")
     return out
 
 
@@ -127,6 +143,11 @@ def nmi(embeddings: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     return float(normalized_mutual_info_score(y, km.fit_predict(x)))
 
 
+#: Fine-label R@1 is broken down per coarse class (``recall@1/class=<c>``) up to this many
+#: coarse classes: the per-class view of sub-cluster retention, kept small in every record.
+MAX_CLASS_BREAKDOWN = 32
+
+
 def evaluate_embeddings(
     embeddings: torch.Tensor,
     labels: torch.Tensor,
@@ -139,7 +160,8 @@ def evaluate_embeddings(
     with_nmi: bool = True,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """``{"coarse": {...}, "fine": {...}}``; ``fine`` only when fine labels are given."""
+    """``{"coarse": {...}, "fine": {...}}``; ``fine`` only when fine labels are given, with
+    ``recall@1/class=<c>`` per coarse class c (up to MAX_CLASS_BREAKDOWN classes)."""
     if (gallery is None) != (gallery_labels is None):
         raise DataError("gallery_embeddings and gallery_labels go together")
     out = {
@@ -154,8 +176,10 @@ def evaluate_embeddings(
             )
         if gallery is not None and gallery_fine_labels is None:
             raise DataError("fine_labels in query/gallery mode need gallery_fine_labels")
+        groups = labels if torch.unique(labels).numel() <= MAX_CLASS_BREAKDOWN else None
         out["fine"] = _one(
-            embeddings, fine_labels, gallery, gallery_fine_labels, ks, chunk_size, with_nmi, seed
+            embeddings, fine_labels, gallery, gallery_fine_labels, ks, chunk_size, with_nmi, seed,
+            groups,
         )
     return out
 
@@ -169,8 +193,9 @@ def _one(
     chunk_size: int,
     with_nmi: bool,
     seed: int,
+    groups: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    m = retrieval_metrics(emb, labels, gallery, gallery_labels, ks, chunk_size)
+    m = retrieval_metrics(emb, labels, gallery, gallery_labels, ks, chunk_size, groups)
     if with_nmi:
         m["nmi"] = nmi(emb, labels, seed)
     return m

@@ -164,3 +164,27 @@ def test_fine_nmi_reported_beside_coarse():
     out = evaluate_embeddings(emb, coarse, fine, ks=[1])
     assert out["fine"]["nmi"] > 0.95  # ten separated modes: k-means with k = 10 finds them
     assert out["coarse"]["nmi"] < out["fine"]["nmi"]
+
+
+def test_fine_recall_at_1_per_coarse_class():
+    # coarse 0 keeps its two fine modes apart; coarse 1 mixes them (nearest neighbour of the
+    # other fine label)
+    emb = torch.tensor([[0.0], [0.1], [5.0], [5.1], [10.0], [20.0], [10.1], [20.1]])
+    coarse = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    fine = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    out = evaluate_embeddings(emb, coarse, fine, ks=[1], with_nmi=False)
+    assert out["fine"]["recall@1/class=0"] == 1.0
+    assert out["fine"]["recall@1/class=1"] == 0.0
+    assert out["fine"]["recall@1"] == 0.5
+    assert not any(k.startswith("recall@1/") for k in out["coarse"])
+
+
+def test_per_class_recall_matches_the_overall_recall_on_random_data():
+    g = torch.Generator().manual_seed(3)
+    emb = torch.randn(300, 5, generator=g)
+    fine = torch.randint(0, 12, (300,), generator=g)
+    coarse = fine // 3
+    out = retrieval_metrics(emb, fine, ks=[1], chunk_size=64, groups=coarse)
+    sizes = torch.bincount(coarse).double()
+    weighted = sum(out[f"recall@1/class={c}"] * sizes[c] for c in range(4)) / sizes.sum()
+    assert weighted == pytest.approx(out["recall@1"], abs=1e-12)
