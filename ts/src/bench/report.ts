@@ -30,6 +30,24 @@ export interface ReportInput {
   provenance: string[];
   /** Most points drawn per projection panel (default 1500). */
   maxPoints?: number;
+  /** Fine-label R@1 per coarse class ("fine.recall@1/class=<c>" keys), aggregated like `variants`. */
+  byClass?: { keys: string[]; variants: Variant[] };
+}
+
+/** The per-coarse-class keys of fine-label R@1 found in metric sets, in class order. */
+export function classKeysOf(sets: readonly MetricSet[]): string[] {
+  const classes = new Set<string>();
+  for (const m of sets) for (const k of Object.keys(m.fine ?? {})) if (k.startsWith("recall@1/class=")) classes.add(k.slice("recall@1/class=".length));
+  return [...classes].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b)).map((c) => `fine.recall@1/class=${c}`);
+}
+
+/** Fine labels of each coarse class, read from a projection that has both (empty without). */
+export function coarseMembers(projections: ReportInput["projections"]): Map<number, number[]> {
+  const out = new Map<number, Set<number>>();
+  const p = Object.values(projections).find((x) => x.projection.fineLabels)?.projection;
+  if (!p?.fineLabels) return new Map();
+  p.labels.forEach((c, i) => out.set(c, (out.get(c) ?? new Set()).add(p.fineLabels![i]!)));
+  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]).map(([c, f]) => [c, [...f].sort((a, b) => a - b)]));
 }
 
 function cell(v: Variant, key: string): string {
@@ -148,12 +166,91 @@ export function embeddingFigure(r: ReportInput, size = 260): string {
     cols = Math.max(cols, vs.length);
     row++;
   }
-  const legendH = 24;
   const w = Math.max(1, cols) * (size + 8);
+  const { svg: legend, height: legendH } = legendSvg(coarseMembers(r.projections), w);
   const h = row * (size + 8) + legendH;
-  const legend = PALETTE.map((c, i) => `<rect x="${8 + i * 46}" y="${h - 17}" width="10" height="10" fill="${c}"/><text x="${22 + i * 46}" y="${h - 8}" font-size="11" font-family="sans-serif">fine ${i}</text>`).join("");
   const body = cells.map((c) => `<g transform="translate(${c.x},${c.y})">${c.svg.replace(/^<svg[^>]*><style>[^<]*<\/style>/, "").replace(/<\/svg>$/, "")}</g>`).join("");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><style>${DOT_STYLE}</style><rect width="${w}" height="${h}" fill="#fff"/>${body}${legend}</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><style>${DOT_STYLE}</style><rect width="${w}" height="${h}" fill="#fff"/>${body}<g transform="translate(0,${h - legendH})">${legend}</g></svg>\n`;
+}
+
+/**
+ * Legend of the embedding figure: colour = fine label, grouped under the coarse class that
+ * holds it ("class 0: [0] [1]"); without coarse/fine pairs, one swatch per colour.
+ */
+export function legendSvg(members: Map<number, number[]>, width: number): { svg: string; height: number } {
+  const swatch = (x: number, y: number, fine: number, text: string) =>
+    `<rect x="${x}" y="${y}" width="10" height="10" fill="${PALETTE[fine % PALETTE.length]}"/><text x="${x + 13}" y="${y + 9}" font-size="11" font-family="sans-serif">${esc(text)}</text>`;
+  const groups = members.size > 0 ? [...members.entries()].map(([c, fines]) => ({ head: `class ${c}:`, fines })) : [{ head: "fine label:", fines: PALETTE.map((_, i) => i) }];
+  const parts: string[] = [];
+  let x = 8;
+  let y = 6;
+  for (const g of groups) {
+    const span = 8 + g.head.length * 6.5 + g.fines.length * 38;
+    if (x > 8 && x + span > width) {
+      x = 8;
+      y += 18;
+    }
+    parts.push(`<text x="${n(x)}" y="${y + 9}" font-size="11" font-weight="bold" font-family="sans-serif">${esc(g.head)}</text>`);
+    x += g.head.length * 6.5 + 6;
+    for (const f of g.fines) {
+      parts.push(swatch(x, y, f, String(f)));
+      x += 38;
+    }
+    x += 14;
+  }
+  const note = members.size > 0 ? "colour: fine label; trained on the coarse classes" : "colour: fine label (or class)";
+  parts.push(`<text x="8" y="${y + 27}" font-size="10" fill="#555" font-family="sans-serif">${esc(note)}</text>`);
+  return { svg: parts.join(""), height: y + 34 };
+}
+
+/**
+ * Per coarse class, fine-label R@1 of the baseline beside each other sampler of one loss, with
+ * 95% intervals over seeds: where the sub-clusters of each class are kept or lost.
+ */
+export function classRecallSvg(r: ReportInput, lossId: string, width = 560): string {
+  const by = r.byClass;
+  if (!by || by.keys.length === 0) return "";
+  const vs = by.variants.filter((v) => v.lossId === lossId && !v.concatenated).sort((a, b) => Number(b.baseline) - Number(a.baseline));
+  if (vs.length === 0) return "";
+  const members = coarseMembers(r.projections);
+  const barH = 11, gap = 10, L = 150, R = 60, T = 24;
+  const groupH = vs.length * barH + gap;
+  const height = T + by.keys.length * groupH + 26;
+  const all = vs.flatMap((v) => by.keys.flatMap((k) => (v.stats[k] ? [Number.isFinite(v.stats[k]!.low) ? v.stats[k]!.low : v.stats[k]!.mean] : [])));
+  if (all.length === 0) return "";
+  const lo = Math.max(0, Math.min(...all) - 0.02), hi = 1;
+  const sx = (x: number) => L + ((Math.max(lo, x) - lo) / (hi - lo || 1)) * (width - L - R);
+  const colours = vs.map((v, i) => (v.baseline ? "#9aa9b8" : PALETTE[i % PALETTE.length]!));
+  const rows = by.keys.map((k, gi) => {
+    const c = k.slice("fine.recall@1/class=".length);
+    const fines = members.get(Number(c));
+    const y0 = T + gi * groupH;
+    const label = `<text x="${L - 6}" y="${y0 + (vs.length * barH) / 2 + 4}" font-size="11" text-anchor="end" font-family="sans-serif">${esc(`class ${c}${fines ? ` (fine ${fines.join(", ")})` : ""}`)}</text>`;
+    const bars = vs.map((v, i) => {
+      const s = v.stats[k];
+      if (!s) return "";
+      const y = y0 + i * barH;
+      const err = Number.isFinite(s.halfWidth) ? `<line x1="${n(sx(s.low))}" x2="${n(sx(s.high))}" y1="${y + 5}" y2="${y + 5}" stroke="#000"/><line x1="${n(sx(s.low))}" x2="${n(sx(s.low))}" y1="${y + 2}" y2="${y + 8}" stroke="#000"/><line x1="${n(sx(s.high))}" x2="${n(sx(s.high))}" y1="${y + 2}" y2="${y + 8}" stroke="#000"/>` : "";
+      return `<rect x="${L}" y="${y}" width="${n(Math.max(0, sx(s.mean) - L))}" height="${barH - 2}" fill="${colours[i]}"/>${err}<text x="${width - R + 4}" y="${y + 9}" font-size="10" font-family="sans-serif">${pct(s.mean)}</text>`;
+    });
+    return label + bars.join("");
+  });
+  const keyY = height - 12;
+  const key = vs.map((v, i) => `<rect x="${L + i * 170}" y="${keyY - 9}" width="10" height="10" fill="${colours[i]}"/><text x="${L + 14 + i * 170}" y="${keyY}" font-size="11" font-family="sans-serif">${esc(v.sampler + (v.baseline ? " (baseline)" : ""))}</text>`).join("");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><rect width="${width}" height="${height}" fill="#fff" stroke="#ccc"/><text x="${width / 2}" y="15" font-size="12" text-anchor="middle" font-family="sans-serif">${esc(`${lossId}: fine-label R@1 per coarse class (%, axis from ${pct(lo)}), 95% intervals over seeds`)}</text>${rows.join("")}${key}</svg>`;
+}
+
+/** Stacks standalone SVG figures vertically into one SVG. */
+export function stackSvgs(figures: readonly string[]): string {
+  const size = (svg: string, attr: string) => Number(new RegExp(`${attr}="(\\d+(?:\\.\\d+)?)"`).exec(svg)?.[1] ?? 0);
+  let y = 0;
+  const parts = figures.map((f) => {
+    const part = `<g transform="translate(0,${y})">${f.replace(/^<svg[^>]*>/, "").replace(/<\/svg>\s*$/, "")}</g>`;
+    y += size(f, "height") + 8;
+    return part;
+  });
+  const w = Math.max(...figures.map((f) => size(f, "width")));
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${y}" viewBox="0 0 ${w} ${y}">${parts.join("")}</svg>\n`;
 }
 
 /** Learning curves of one metric: mean over seeds per variant. */
@@ -212,6 +309,7 @@ export function reportHtml(r: ReportInput): string {
   const lossIds = [...new Set(r.variants.map((v) => v.lossId))];
   const curves = lossIds.map((l) => ["fine.recall@1", "coarse.recall@1"].map((k) => curvesSvg(r, k, l)).join(" ")).join("\n");
   const bars = keys.map((k) => barsSvg(r.variants, k, columns.find((c) => c.key === k)!.title)).join("\n");
+  const byClass = lossIds.map((l) => classRecallSvg(r, l)).filter(Boolean).join("\n");
   const claims = r.claims.length > 0 ? `<h2>Claim</h2><ul>${claimLines(r.claims).map((l) => `<li>${esc(l)}</li>`).join("")}</ul>` : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(r.suiteName)} - nearpos benchmark</title>
@@ -225,6 +323,7 @@ ${rows}
 ${claims}
 <h2>Test embeddings (2-D PCA, coloured by fine label)</h2>
 ${embeddingFigure(r)}
+${byClass ? `<h2>Sub-clusters kept, per coarse class</h2>\n${byClass}` : ""}
 <h2>Learning curves</h2>
 ${curves}
 <h2>Means with 95% intervals</h2>

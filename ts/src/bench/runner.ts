@@ -1,7 +1,7 @@
 /**
  * Runs a suite's run matrix through a runtime and writes its results folder:
  * manifest.json, runs/<id>/{metrics.jsonl,final.json,projection.json}, results.json,
- * results.csv, summary.md, report.html and embedding.svg (all written atomically). With
+ * results.csv, summary.md, report.html, embedding.svg and by-class.svg (all written atomically). With
  * cross-validation, each (loss, sampler, seed) also gets runs/<id>__concat/final.json: its
  * folds' selected models evaluated as one concatenated embedding (MLRC).
  * @internal
@@ -13,8 +13,8 @@ import { sha256Of } from "./canonical.ts";
 import { concatNormalized, evalOptionsOf, evalSplitOf } from "./concat.ts";
 import { buildManifest, type Manifest } from "./manifest.ts";
 import { Progress } from "./progress.ts";
-import { embeddingFigure, reportHtml, summaryMarkdown, textTable, type Curve, type ReportInput } from "./report.ts";
-import { aggregateWithConcatenated, averageFolds, checkClaim, embeddingLabel, metricValue, SUMMARY_COLUMNS, type ClaimVerdict, type Variant } from "./results.ts";
+import { classKeysOf, classRecallSvg, embeddingFigure, reportHtml, stackSvgs, summaryMarkdown, textTable, type Curve, type ReportInput } from "./report.ts";
+import { aggregate, aggregateWithConcatenated, averageFolds, checkClaim, embeddingLabel, metricValue, SUMMARY_COLUMNS, type ClaimVerdict, type Variant } from "./results.ts";
 import type { RunSpec, Suite } from "./suite.ts";
 import type { BenchBackend, MetricSet, Projection, RunRecord } from "./types.ts";
 
@@ -110,7 +110,9 @@ export function writeReports(outDir: string, manifest: Manifest, records: RunRec
     `device ${manifest.device}; git ${manifest.git.commit ?? "n/a"}${manifest.git.dirty ? " (dirty)" : ""}`,
     `command: ${manifest.command.join(" ")}`,
   ];
-  const input: ReportInput = { suiteName: manifest.suite.name, description: manifest.suite.description, variants, claims, curves, projections, provenance, maxPoints: manifest.suite.projection.max_points };
+  const classKeys = classKeysOf(runs.map((r) => r.metrics));
+  const byClass = classKeys.length > 0 ? { keys: classKeys, variants: aggregate(runs, classKeys) } : undefined;
+  const input: ReportInput = { suiteName: manifest.suite.name, description: manifest.suite.description, variants, claims, curves, projections, provenance, maxPoints: manifest.suite.projection.max_points, ...(byClass ? { byClass } : {}) };
   const summary = variants.map((x) => ({
     loss: x.lossId,
     sampler: x.sampler,
@@ -135,6 +137,8 @@ export function writeReports(outDir: string, manifest: Manifest, records: RunRec
   writeAtomic(join(outDir, "summary.md"), summaryMarkdown(input));
   writeAtomic(join(outDir, "report.html"), reportHtml(input));
   if (Object.keys(projections).length > 0) writeAtomic(join(outDir, "embedding.svg"), embeddingFigure(input));
+  const classFigures = [...new Set(runs.map((r) => r.lossId))].map((l) => classRecallSvg(input, l)).filter(Boolean);
+  if (classFigures.length > 0) writeAtomic(join(outDir, "by-class.svg"), stackSvgs(classFigures));
   return { variants, claims, table: textTable(variants) };
 }
 
