@@ -106,7 +106,7 @@ export function summaryMarkdown(r: ReportInput): string {
   r.variants.forEach((v, i) => {
     lines.push(`| ${rowLabel(v)} | ${v.seeds.length} | ${keys.map((k) => (best[k]!.includes(i) ? `**${cell(v, k)}**` : cell(v, k))).join(" | ")} |`);
   });
-  lines.push("", `Mean ± half-width of the 95% Student-t interval over seeds, in percent. Bold: best mean per column. R@1, MAP@R and NMI on the coarse (training) labels; fine R@1 on the fine labels (sub-cluster retention).${foldNote(r.variants) ? ` ${foldNote(r.variants)}` : ""}`, "");
+  lines.push("", `Mean ± half-width of the 95% Student-t interval over seeds, in percent. Bold: best mean per column. R@1, MAP@R and NMI on the coarse (training) labels; fine R@1 and fine NMI on the fine labels (sub-cluster retention).${foldNote(r.variants) ? ` ${foldNote(r.variants)}` : ""}`, "");
   if (r.claims.length > 0) {
     lines.push("## Claim", "", ...claimLines(r.claims).map((l) => `- ${l}`), "");
   }
@@ -319,7 +319,7 @@ export function reportHtml(r: ReportInput): string {
 <table id="summary"><thead><tr><th>loss / sampler</th><th>seeds</th>${columns.map((c) => `<th>${esc(c.title)}</th>`).join("")}</tr></thead><tbody>
 ${rows}
 </tbody></table>
-<p>Mean ± half-width of the 95% Student-t interval over seeds, in percent; bold: best mean per column. Fine R@1 is measured on the fine labels (sub-cluster retention).${foldNote(r.variants) ? ` ${esc(foldNote(r.variants))}` : ""}</p>
+<p>Mean ± half-width of the 95% Student-t interval over seeds, in percent; bold: best mean per column. Fine R@1 and fine NMI are measured on the fine labels (sub-cluster retention).${foldNote(r.variants) ? ` ${esc(foldNote(r.variants))}` : ""}</p>
 ${claims}
 <h2>Test embeddings (2-D PCA, coloured by fine label)</h2>
 ${embeddingFigure(r)}

@@ -20,6 +20,7 @@ export const SUMMARY_COLUMNS: readonly Column[] = [
   { key: "coarse.map@r", title: "MAP@R" },
   { key: "coarse.nmi", title: "NMI" },
   { key: "fine.recall@1", title: "fine R@1" },
+  { key: "fine.nmi", title: "fine NMI" },
 ];
 
 /** Value of "coarse.recall@1"-style key in a metric set; undefined when absent. */

@@ -28,17 +28,21 @@ describe("suite files", () => {
     }
   });
 
-  it("the default suite covers 4 losses x (usual positives, nearest-positive) x >= 3 seeds", () => {
+  it("the default suite covers 4 PML losses x (PML's own recipe, nearest-positive) x >= 3 seeds", () => {
     const { suite } = loadSuite("mnist-coarse");
     const runs = expandSuite(suite);
     expect(new Set(runs.map((r) => r.lossId))).toEqual(new Set(["triplet", "margin", "multi-similarity", "contrastive"]));
+    expect(new Set(runs.map((r) => (r.train.loss as { name: string }).name))).toEqual(new Set(["pml:TripletMarginLoss", "pml:MarginLoss", "pml:MultiSimilarityLoss", "pml:ContrastiveLoss"]));
     expect(suite.seeds.length).toBeGreaterThanOrEqual(3);
     expect(runs).toHaveLength(4 * 2 * suite.seeds.length);
-    const t = runs.find((r) => r.lossId === "triplet" && r.baseline)!;
-    expect(t.sampler).toBe("semihard");
-    expect((t.train.sampler as { config: unknown }).config).toEqual({ negatives: "semihard" });
-    const m = runs.find((r) => r.lossId === "margin" && !r.baseline)!;
-    expect((m.train.sampler as { name: string; config: unknown })).toEqual({ name: "nearest-positive", config: { negatives: "distance-weighted" } });
+    const samplerOf = (lossId: string, baseline: boolean) => runs.find((r) => r.lossId === lossId && r.baseline === baseline)!.train.sampler;
+    expect(samplerOf("triplet", true)).toEqual({ name: "pml-miner", config: { miner: "TripletMarginMiner", miner_config: { margin: 0.2, type_of_triplets: "semihard" } } });
+    expect(samplerOf("triplet", false)).toEqual({ name: "nearest-positive", config: { negatives: "semihard" } });
+    expect(samplerOf("margin", true)).toMatchObject({ name: "pml-miner", config: { miner: "DistanceWeightedMiner" } });
+    expect(samplerOf("margin", false)).toEqual({ name: "nearest-positive", config: { negatives: "distance-weighted" } });
+    expect(samplerOf("multi-similarity", true)).toMatchObject({ name: "pml-miner", config: { miner: "MultiSimilarityMiner" } });
+    expect(samplerOf("contrastive", true)).toEqual({ name: "pml-miner", config: { miner: null } });
+    expect(runs.find((r) => r.lossId === "margin")!.train.loss).toMatchObject({ config: { learn_beta: true } });
   });
 
   it("names the JSON path and the allowed values of a mistake", () => {
@@ -69,12 +73,12 @@ describe("expandSuite", () => {
   const suite = parseSuite(JSON.stringify(tiny()), "tiny.json");
 
   it("orders runs by loss, sampler, seed with stable ids", () => {
-    expect(expandSuite(suite).map((r) => r.id)).toEqual(["triplet__semihard__s0", "triplet__semihard__s1", "triplet__nearest-positive__s0", "triplet__nearest-positive__s1"]);
+    expect(expandSuite(suite).map((r) => r.id)).toEqual(["triplet__pml-miner__s0", "triplet__pml-miner__s1", "triplet__nearest-positive__s0", "triplet__nearest-positive__s1"]);
   });
 
   it("applies seeds, device, quick settings and sampler/loss selections", () => {
     const runs = expandSuite(suite, { seeds: [7], device: "cuda", quick: true, samplers: ["baseline", "random-positive"], losses: ["triplet", "pml:CircleLoss"] });
-    expect(runs.map((r) => r.id)).toEqual(["triplet__semihard__s7", "triplet__random-positive__s7", "pml-CircleLoss__all-positives__s7", "pml-CircleLoss__random-positive__s7"]);
+    expect(runs.map((r) => r.id)).toEqual(["triplet__pml-miner__s7", "triplet__random-positive__s7", "pml-CircleLoss__all-positives__s7", "pml-CircleLoss__random-positive__s7"]);
     for (const r of runs) {
       expect(r.train.device).toBe("cuda");
       expect(r.train.steps).toBe(3);

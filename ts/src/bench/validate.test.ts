@@ -5,7 +5,7 @@ import { lossKnown, validateLosses, validateSamplers } from "./validate.ts";
 describe("loss names against hello's plugins[].losses", () => {
   const { suite } = loadSuite("tiny");
   const withLoss = (name: string) => expandSuite({ ...suite, losses: [{ ...suite.losses[0]!, name }] });
-  const plugins = (losses?: string[]) => ["semihard", "nearest-positive"].map((name) => ({ name, losses }));
+  const plugins = (losses?: string[]) => ["pml-miner", "nearest-positive"].map((name) => ({ name, losses }));
 
   it("patterns ending in * match by prefix, other entries exactly", () => {
     expect(lossKnown("pml:CircleLoss", ["triplet", "pml:*"])).toBe(true);
@@ -16,7 +16,7 @@ describe("loss names against hello's plugins[].losses", () => {
   it("an unknown loss is reported once per suite path with the known losses", () => {
     const issues = validateLosses(plugins(["triplet", "margin", "pml:*"]), withLoss("tripplet"));
     expect(issues.map((i) => i.path)).toEqual(["$.losses[0].name"]);
-    expect(issues[0]!.message).toBe('unknown loss "tripplet" for sampler "semihard"; known losses: "triplet", "margin", "pml:*"');
+    expect(issues[0]!.message).toBe('unknown loss "tripplet" for sampler "pml-miner"; known losses: "triplet", "margin", "pml:*"');
   });
 
   it("pml:<Class> passes only when the plugin reports pml:*; a plugin without a list is not checked", () => {
@@ -30,7 +30,8 @@ describe("sampler configs against the plugins' config schemas", () => {
   const { suite } = loadSuite("tiny");
   const schema = { type: "object", additionalProperties: false, properties: { miner: { anyOf: [{ type: "string" }, { type: "null" }] }, miner_config: { type: "object" } } };
   const plugins = [{ name: "pml-miner", config_schema: schema }, { name: "nearest-positive", config_schema: { type: "object", additionalProperties: false, properties: { negatives: { type: "string" } } } }];
-  const entry = { ...suite.losses[0]!, name: "pml:TripletMarginLoss", baseline: "pml-miner", sampler_config: { negatives: "semihard" } };
+  const { baseline_config: _ignored, ...tinyEntry } = suite.losses[0]!;
+  const entry = { ...tinyEntry, name: "pml:TripletMarginLoss", baseline: "pml-miner", sampler_config: { negatives: "semihard" } };
 
   it("the baseline runs with baseline_config, the other samplers with sampler_config", () => {
     const runs = expandSuite({ ...suite, losses: [{ ...entry, baseline_config: { miner: "TripletMarginMiner" } }] });

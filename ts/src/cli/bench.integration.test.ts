@@ -66,7 +66,7 @@ describe("nearpos bench (tiny suite, real runtime)", () => {
     const r = await cli(["bench", "--suite", "tiny", "--out", outA()]);
     expect(r.err).not.toMatch(/^error/m);
     expect(r.code).toBe(0);
-    for (const f of ["manifest.json", "results.json", "results.csv", "summary.md", "report.html", "embedding.svg"]) expect(existsSync(join(outA(), f)), f).toBe(true);
+    for (const f of ["manifest.json", "results.json", "results.csv", "summary.md", "report.html", "embedding.svg", "by-class.svg"]) expect(existsSync(join(outA(), f)), f).toBe(true);
     const res = JSON.parse(readFileSync(join(outA(), "results.json"), "utf8")) as ResultsJson;
     expect(res.runs).toHaveLength(4);
     for (const run of res.runs) {
@@ -86,7 +86,7 @@ describe("nearpos bench (tiny suite, real runtime)", () => {
     const res = JSON.parse(readFileSync(join(outA(), "results.json"), "utf8")) as ResultsJson;
     const md = readFileSync(join(outA(), "summary.md"), "utf8");
     const html = readFileSync(join(outA(), "report.html"), "utf8");
-    const keys = ["coarse.recall@1", "coarse.map@r", "coarse.nmi", "fine.recall@1"];
+    const keys = ["coarse.recall@1", "coarse.map@r", "coarse.nmi", "fine.recall@1", "fine.nmi"];
     for (const v of res.summary) {
       const row = md.split("\n").find((l) => l.startsWith(`| ${v.loss} / ${v.sampler}`));
       expect(row, `${v.loss}/${v.sampler} row`).toBeDefined();
@@ -129,7 +129,7 @@ describe("nearpos bench (tiny suite, real runtime)", () => {
     const r = await cli(["bench", "compare", outA(), outB(), "--json"]);
     expect(r.code).toBe(0);
     const c = JSON.parse(r.out) as { rows: { diff: { diff: number } }[] };
-    expect(c.rows.length).toBe(8);
+    expect(c.rows.length).toBe(10); // 2 variants x 5 columns
     for (const row of c.rows) expect(row.diff.diff).toBe(0);
   });
 

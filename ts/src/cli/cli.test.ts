@@ -46,7 +46,7 @@ describe("nearpos CLI options", () => {
     const r = await cli(["bench", "--list", "--json"]);
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.out) as { name: string; runs: number }[];
-    expect(rows.find((x) => x.name === "mnist-coarse")?.runs).toBe(24);
+    expect(rows.find((x) => x.name === "mnist-coarse")?.runs).toBe(40); // 4 losses x 2 samplers x 5 seeds
     expect((await cli(["bench", "--help"])).code).toBe(0);
     expect((await cli(["--version"])).out.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
