@@ -23,6 +23,8 @@ from .lifecycle import (
 )
 
 log = logging.getLogger("nearpos_runtime")
+# Exit status when serving stopped because of a failure of the runtime itself (a bug).
+EXIT_FAULT = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,10 +169,13 @@ def serve(args: argparse.Namespace) -> int:
             conn_file.parent.rmdir()
         except OSError:
             pass  # not empty: something else lives there
-    log.info("stopped")
+    if server.failed:
+        log.error("stopped after an internal failure (see above); exit status %d", EXIT_FAULT)
+    else:
+        log.info("stopped")
     logging.shutdown()
     # Worker threads stuck in a method must not keep the process alive.
-    os._exit(0)
+    os._exit(EXIT_FAULT if server.failed else 0)
 
 
 def schema() -> int:

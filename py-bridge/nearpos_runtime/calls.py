@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .context import CallContext
-from .errors import Cancelled, NearposError
+from .errors import Cancelled, MessageTooLarge, NearposError
 from .objects import ObjectStore
 from .protocol.messages import Codec
 from .protocol.wire import Buffer
@@ -80,6 +80,7 @@ class Call:
         codec: Codec,
         outbox: Outbox,
         on_finish: Callable[[Call], None],
+        max_bytes: int | None = None,
     ) -> None:
         self.request_id = request_id
         self.ident = ident
@@ -89,6 +90,8 @@ class Call:
         self._codec = codec
         self._outbox = outbox
         self._on_finish = on_finish
+        # Largest message the client accepts: nothing larger is sent for this call.
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._seq = 0
         self.started = False
@@ -108,6 +111,9 @@ class Call:
                 return
             content = {"seq": self._seq, "type": type, "data": data}
             frames = self._codec.build("event", content, self.request_id)  # may raise TypeError
+            nbytes = message_bytes(frames)
+            if self.max_bytes is not None and nbytes > self.max_bytes:
+                raise MessageTooLarge(f"the {type!r} event", nbytes, self.max_bytes)
             self._seq += 1
             self._outbox.put(self.ident, frames)
 
@@ -118,10 +124,19 @@ class Call:
                 return False
             try:
                 frames = self._codec.build(msg_type, content, self.request_id)
-            except (TypeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the call gets its end
                 frames = self._codec.error(
                     self.request_id, type(exc).__name__, f"cannot send the {msg_type}: {exc}"
                 )
+            nbytes = message_bytes(frames)
+            if self.max_bytes is not None and nbytes > self.max_bytes:
+                # Never send what the client would drop (it would wait for ever): a small
+                # error that names the size and the limit goes instead.
+                too_large = MessageTooLarge(
+                    f"the {msg_type} of {self.method}", nbytes, self.max_bytes
+                )
+                log.warning("%s %s: %s", self.method, self.request_id[:8], too_large)
+                frames = self._codec.build("error", too_large.content(), self.request_id)
             self.finished = True
             # Leave the table before the client can see the end (a heartbeat right after
             # the terminal message must not list this call).
@@ -178,6 +193,11 @@ class CallTable:
             return self._empty.wait_for(lambda: not self._calls, timeout)
 
 
+def message_bytes(frames: list[Buffer]) -> int:
+    """Size of a message as the receiver's limit counts it: all its frames together."""
+    return sum(memoryview(f).nbytes for f in frames)
+
+
 def _traceback_lines(exc: BaseException) -> list[str]:
     return "".join(traceback.format_exception(exc)).rstrip("\n").split("\n")
 
@@ -194,6 +214,8 @@ def run_call(call: Call, spec: MethodSpec, raw_params: Any, objects: ObjectStore
         call.finish("result", {"value": value})
     except Cancelled:
         call.finish("cancelled", {"reason": call.cancel_reason})
+    except MessageTooLarge as exc:
+        call.finish("error", exc.content())
     except NearposError as exc:
         call.fail(type(exc).__name__, str(exc), [], exc.code)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes an error message

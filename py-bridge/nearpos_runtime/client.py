@@ -80,7 +80,9 @@ class Client:
         if not sock.poll(int(1000 * (self.timeout if timeout is None else timeout))):
             raise TimeoutError(f"no message on the {channel} channel")
         frames = sock.recv_multipart(copy=False)
-        message: Incoming = verify(self.key, [f.buffer for f in frames], 2**62)
+        message: Incoming = verify(
+            self.key, [f.buffer for f in frames], 2**62, signed_buffers=self.codec.signed_buffers
+        )
         self.replay.check(message.msg_id, message.header["date"])
         tensors = decode_buffers(message.header, message.buffers)
         content = decode_value(message.content, tensors)

@@ -34,6 +34,30 @@ class RuntimeShuttingDown(NearposError):
     code = "shutting_down"
 
 
+class MessageTooLarge(NearposError):
+    """A message the runtime would send is larger than the receiver accepts
+    (``max_message_bytes``); raised by ``ctx.emit``, and sent instead of a terminal message
+    that is too large."""
+
+    code = "message_too_large"
+
+    def __init__(self, what: str, nbytes: int, limit: int) -> None:
+        super().__init__(f"{what} takes {nbytes} bytes, more than max_message_bytes ({limit})")
+        self.nbytes = nbytes
+        self.limit = limit
+
+    def content(self) -> dict[str, object]:
+        """The ``error`` content: the usual fields plus ``nbytes`` and ``max_message_bytes``."""
+        return {
+            "ename": type(self).__name__,
+            "evalue": str(self),
+            "traceback": [],
+            "code": self.code,
+            "nbytes": self.nbytes,
+            "max_message_bytes": self.limit,
+        }
+
+
 class Cancelled(BaseException):
     """Raised by ``CallContext.check_cancelled``; ends the call with a ``cancelled`` message.
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import traceback
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +31,10 @@ from .registry import get_method
 
 log = logging.getLogger("nearpos_runtime.server")
 SHUTDOWN_GRACE_S = 2.0
+# Clients' own message limits (hello_request.max_message_bytes), by client session.
+MAX_CLIENT_LIMITS = 1024
+# error.code of an answer to a message whose handling failed unexpectedly (a bug)
+INTERNAL = "internal_error"
 
 
 @dataclass
@@ -75,6 +81,8 @@ class RuntimeCore:
         self._dropped_lock = threading.Lock()
         self.shutting_down = threading.Event()
         self.hello = hello_content(self.session, pid, signed_buffers, max_message_bytes)
+        self._client_limits: OrderedDict[str, int] = OrderedDict()
+        self._limits_lock = threading.Lock()
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -82,14 +90,23 @@ class RuntimeCore:
         """Checks 1-5 of docs/protocol.md; a failing message is counted and dropped (None).
         ``frames`` excludes any routing identity."""
         try:
-            message = verify(self.key, frames, self.max_message_bytes)
+            message = verify(
+                self.key, frames, self.max_message_bytes, signed_buffers=self.signed_buffers
+            )
             self.replay.check(message.msg_id, message.header["date"], when=message.when)
         except Dropped as exc:
-            with self._dropped_lock:
-                self.dropped[exc.reason] += 1
+            self.count_drop(exc.reason)
             log.warning("dropped a message: %s", exc)
             return None
+        except Exception:  # a bug, or a resource failure: still no answer before auth
+            self.count_drop("malformed")
+            log.exception("dropped a message that failed authentication unexpectedly")
+            return None
         return message
+
+    def count_drop(self, reason: str) -> None:
+        with self._dropped_lock:
+            self.dropped[reason] += 1
 
     def dropped_counts(self) -> dict[str, int]:
         with self._dropped_lock:
@@ -99,24 +116,61 @@ class RuntimeCore:
         log.warning("protocol error in %s %s: %s", message.msg_type, message.msg_id[:8], exc)
         return self.codec.error(message.msg_id, "ProtocolError", str(exc), [], exc.code)
 
+    def _internal_error(self, message: Incoming, exc: Exception) -> list[Buffer]:
+        """The answer to an authenticated message whose handling failed unexpectedly."""
+        log.exception("handling %s %s failed", message.msg_type, message.msg_id[:8])
+        lines = "".join(traceback.format_exception(exc)).rstrip("\n").split("\n")
+        evalue = f"{type(exc).__name__}: {exc}"[:2000]
+        return self.codec.error(message.msg_id, "InternalError", evalue, lines[-50:], INTERNAL)
+
+    def client_limit(self, session: str) -> int:
+        """The largest message the client of ``session`` accepts (this runtime's own limit
+        unless its hello said less)."""
+        with self._limits_lock:
+            return min(
+                self._client_limits.get(session, self.max_message_bytes), self.max_message_bytes
+            )
+
+    def _remember_limit(self, session: str, limit: object) -> None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            return
+        with self._limits_lock:
+            self._client_limits[session] = limit
+            self._client_limits.move_to_end(session)
+            while len(self._client_limits) > MAX_CLIENT_LIMITS:
+                self._client_limits.popitem(last=False)
+
     # -- request channel ----------------------------------------------------------------
 
     def on_request(self, ident: bytes, frames: Sequence[Buffer]) -> None:
         """One request-channel message from the client known to the front end as ``ident``;
-        every answer goes to ``outbox`` with that ident."""
+        every answer goes to ``outbox`` with that ident. Whatever fails, an authenticated
+        message gets exactly one terminal answer and the runtime keeps serving."""
         message = self.authenticate(frames)
         if message is None:
             return
         try:
             check_msg_type(message.header, "request")
-            content = decode_content(message, self.signed_buffers)
+            content = decode_content(message)
             name, params = content.get("method"), content.get("params", {})
             if not isinstance(name, str):
                 raise ProtocolError("malformed", "call_request content needs 'method' (a string)")
         except ProtocolError as exc:
             self.outbox.put(ident, self._protocol_error(message, exc))
             return
-        call = Call(message.msg_id, ident, name, self.codec, self.outbox, self.calls.remove)
+        except Exception as exc:  # noqa: BLE001 - one message must not end the runtime
+            self.outbox.put(ident, self._internal_error(message, exc))
+            return
+        limit = self.client_limit(message.header["session"])
+        call = Call(message.msg_id, ident, name, self.codec, self.outbox, self.calls.remove, limit)
+        try:
+            self._start(call, name, params)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("starting %s %s failed", name[:80], message.msg_id[:8])
+            # a no-op when the call already sent its terminal message
+            call.fail("InternalError", f"{type(exc).__name__}: {exc}"[:2000], [], INTERNAL)
+
+    def _start(self, call: Call, name: str, params: object) -> None:
         if self.shutting_down.is_set():
             call.fail("RuntimeShuttingDown", "the runtime is shutting down", [], "shutting_down")
             return
@@ -139,13 +193,20 @@ class RuntimeCore:
         if message is None:
             return ControlOutcome(None)
         try:
+            return self._control(message)
+        except Exception as exc:  # noqa: BLE001 - one message must not end the runtime
+            return ControlOutcome(self._internal_error(message, exc))
+
+    def _control(self, message: Incoming) -> ControlOutcome:
+        try:
             check_msg_type(message.header, "control")
-            content = decode_content(message, self.signed_buffers)
+            content = decode_content(message)
         except ProtocolError as exc:
             return ControlOutcome(self._protocol_error(message, exc))
         kind, parent = message.msg_type, message.msg_id
         if kind == "hello_request":
             log.info("hello from %s", str(content.get("client", "?"))[:80])
+            self._remember_limit(message.header["session"], content.get("max_message_bytes"))
             return ControlOutcome(self.codec.build("hello_reply", dict(self.hello), parent))
         if kind == "heartbeat_request":
             reply = {

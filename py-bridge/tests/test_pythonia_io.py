@@ -53,7 +53,9 @@ class Peer:
         self.stopped = self.stopped or out["stopped"]
         for channel, frames_b64 in out["m"]:
             frames = [base64.b64decode(f) for f in frames_b64]
-            message = verify(self.key, frames, 2**62)
+            message = verify(
+                self.key, frames, 2**62, signed_buffers=self.server.core.signed_buffers
+            )
             self.replay.check(message.msg_id, message.header["date"])
             content = decode_value(message.content, decode_buffers(message.header, message.buffers))
             self.inbox.append((channel, message.header, content))
@@ -123,6 +125,28 @@ def test_hostile_frames_are_dropped_and_counted(peer: Peer) -> None:
     assert beat["dropped"] == {"malformed": 1, "oversized": 1, "bad_signature": 2, "replayed": 1}
     results = [h for _, h, _ in peer.inbox if h["msg_type"] == "result"]
     assert len(results) == 1 and not peer.stopped
+
+
+def test_hostile_shapes_and_nesting_are_answered_and_serving_goes_on(peer: Peer) -> None:
+    def send(content: bytes, buffers: list[dict], frames: list[bytes]) -> dict:
+        header = make_header("call_request", peer.codec.session, parent_id=None, buffers=buffers)
+        head = dumps(header)
+        peer.send_raw(
+            "request", [TAG, signature(peer.key, [TAG, head, content]), head, content, *frames]
+        )
+        _, reply_header, reply = peer.reply_to(header["msg_id"])
+        assert reply_header["msg_type"] == "error", reply
+        return reply
+
+    huge = {"dtype": "float32", "shape": [2**53 - 1, 2**53 - 1, 0], "nbytes": 0}
+    reply = send(b'{"method":"echo","params":{"x":{"$tensor":0}}}', [huge], [b""])
+    assert reply["code"] == "bad_tensor"
+    deep = b'{"method":"echo","params":{"v":' + b"[" * 900 + b"]" * 900 + b"}}"
+    assert send(deep, [], [])["code"] == "malformed"
+    _, header, value = peer.reply_to(
+        peer.send("request", "call_request", {"method": "echo", "params": {"ok": 1}})
+    )
+    assert header["msg_type"] == "result" and value == {"value": {"ok": 1}}
 
 
 def test_unknown_channel_is_refused(peer: Peer) -> None:

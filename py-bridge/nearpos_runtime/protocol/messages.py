@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ProtocolError
-from .tensors import decode_buffers, decode_value, encode_value
+from .tensors import MAX_DEPTH, decode_buffers, decode_value, encode_value
 from .version import PROTOCOL_MAJOR
 from .wire import Buffer, Incoming, encode, make_header
 
@@ -72,10 +72,10 @@ def check_msg_type(header: dict[str, Any], channel: str) -> None:
         )
 
 
-def decode_content(message: Incoming, require_signed_buffers: bool) -> dict[str, Any]:
+def decode_content(message: Incoming) -> dict[str, Any]:
     """Content with tensors in place; ProtocolError for an authenticated but wrong message."""
     check_version(message.header)
-    if require_signed_buffers and message.buffers and not message.header["signed_buffers"]:
-        raise ProtocolError("malformed", "this runtime requires signed_buffers: true")
+    if message.too_deep:
+        raise ProtocolError("malformed", f"the content nests deeper than {MAX_DEPTH} levels")
     tensors = decode_buffers(message.header, message.buffers)
     return decode_value(message.content, tensors)

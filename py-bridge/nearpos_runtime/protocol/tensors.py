@@ -38,6 +38,11 @@ DTYPES: dict[str, torch.dtype] = {
 }
 DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
 TENSOR_KEY = "$tensor"
+# Limits of docs/protocol.md (Envelope). Deeper JSON would exhaust the recursion of the
+# walks below; larger shapes overflow torch's size arithmetic (and JS's exact integers).
+MAX_DEPTH = 64
+MAX_NDIM = 32
+MAX_ELEMENTS = 2**53 - 1
 
 # Frames from ZeroMQ are read-only; torch warns on every frombuffer of one. Writes are
 # harmless (the frame belongs to this message alone), so the warning is noise here.
@@ -71,6 +76,26 @@ def tensor_to_frame(tensor: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy()).cast("B")
 
 
+def shape_problem(shape: Any) -> str | None:
+    """What makes ``shape`` unusable, or None: a list of at most ``MAX_NDIM`` integers >= 0
+    whose product, counting a zero as one, is at most ``MAX_ELEMENTS``."""
+    if not isinstance(shape, list):
+        return "must be a list of integers >= 0"
+    if len(shape) > MAX_NDIM:
+        return f"has {len(shape)} dimensions, more than {MAX_NDIM}"
+    product = 1
+    for d in shape:
+        if not isinstance(d, int) or isinstance(d, bool) or d < 0:
+            return "must be a list of integers >= 0"
+        product *= max(d, 1)
+        if product > MAX_ELEMENTS:  # early exit: Python ints would grow without bound
+            return (
+                f"{shape if len(str(shape)) < 200 else '[...]'} is too large: the product of "
+                f"its dimensions (zeros counted as 1) exceeds 2**53 - 1"
+            )
+    return None
+
+
 def frame_to_tensor(frame: memoryview, desc: Any, index: int) -> torch.Tensor:
     """Rebuild buffer ``index`` from its descriptor; ProtocolError(bad_tensor) on mismatch."""
     where = f"header.buffers[{index}]"
@@ -81,10 +106,9 @@ def frame_to_tensor(frame: memoryview, desc: Any, index: int) -> torch.Tensor:
         raise ProtocolError(
             "bad_tensor", f"{where}.dtype {name!r} is unknown; known: {', '.join(DTYPES)}"
         )
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise ProtocolError("bad_tensor", f"{where}.shape must be a list of integers >= 0")
+    problem = shape_problem(shape)
+    if problem:
+        raise ProtocolError("bad_tensor", f"{where}.shape {problem}")
     dtype = DTYPES[name]
     itemsize = torch.empty((), dtype=dtype).element_size()
     expected = math.prod(shape) * itemsize
@@ -118,23 +142,29 @@ class Encoder:
         self.frames: list[memoryview] = []
 
     def add(self, tensor: torch.Tensor) -> dict[str, int]:
+        problem = shape_problem(list(tensor.shape))
+        if problem:
+            raise ValueError(f"a tensor's shape {problem}")
         self.descriptors.append(descriptor(tensor))
         self.frames.append(tensor_to_frame(tensor))
         return {TENSOR_KEY: len(self.frames) - 1}
 
-    def encode(self, value: Any, path: str = "$") -> Any:
+    def encode(self, value: Any, path: str = "$", depth: int = 1) -> Any:
+        """``depth``: that of ``value`` in the message content (the content is at 1)."""
         if isinstance(value, torch.Tensor):
             return self.add(value)
         if value is None or isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
             return value if math.isfinite(value) else None  # JSON has no NaN/Infinity
+        if isinstance(value, (dict, list, tuple)) and depth > MAX_DEPTH:
+            raise ValueError(f"{path}: nests deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
                 if not isinstance(k, str):
                     raise TypeError(f"{path}: object keys must be strings, got {type(k).__name__}")
-                out[k] = self.encode(v, f"{path}.{k}")
+                out[k] = self.encode(v, f"{path}.{k}", depth + 1)
             if is_placeholder(out):
                 raise TypeError(
                     f"{path}: an object whose only key is '$tensor' with an integer value "
@@ -142,15 +172,15 @@ class Encoder:
                 )
             return out
         if isinstance(value, (list, tuple)):
-            return [self.encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            return [self.encode(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
         if hasattr(value, "model_dump"):  # pydantic models
-            return self.encode(value.model_dump(), path)
+            return self.encode(value.model_dump(), path, depth)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return self.encode(dataclasses.asdict(value), path)
+            return self.encode(dataclasses.asdict(value), path, depth)
         if type(value).__module__ == "numpy":
             if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
                 return self.add(torch.from_numpy(value))
-            return self.encode(value.item(), path)
+            return self.encode(value.item(), path, depth)
         raise TypeError(f"{path}: {type(value).__name__} cannot be sent as JSON or a tensor")
 
 
@@ -163,44 +193,49 @@ def is_placeholder(value: dict[str, Any]) -> bool:
     return isinstance(index, int) and not isinstance(index, bool)
 
 
-def _plain(value: Any) -> bool:
+def _plain(value: Any, depth: int) -> bool:
     """True when ``value`` is JSON as it stands: exact dict/list/str/int/bool/None, finite
-    floats, string keys, no tensor and nothing reserved. Such a value needs no walk (the
-    ``Encoder`` would return an equal copy); anything else takes the full walk."""
+    floats, string keys, no tensor, nothing reserved, nothing deeper than ``MAX_DEPTH``.
+    Such a value needs no walk (the ``Encoder`` would return an equal copy); anything else
+    takes the full walk, which also reports what is wrong."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return True
     if kind is float:
         return math.isfinite(value)
+    if depth > MAX_DEPTH:
+        return False
     if kind is dict:
         if TENSOR_KEY in value:
             return False
         for k, v in value.items():
-            if type(k) is not str or not _plain(v):
+            if type(k) is not str or not _plain(v, depth + 1):
                 return False
         return True
     if kind is list:
         for v in value:
-            if not _plain(v):
+            if not _plain(v, depth + 1):
                 return False
         return True
     return False
 
 
-def encode_value(value: Any) -> tuple[Any, list[dict[str, Any]], list[memoryview]]:
-    """(JSON value with placeholders, buffer descriptors, buffer frames)."""
-    try:
-        if _plain(value):
-            return value, [], []
-    except RecursionError:
-        pass  # the walk below reports what it can
+def encode_value(value: Any, depth: int = 1) -> tuple[Any, list[dict[str, Any]], list[memoryview]]:
+    """(JSON value with placeholders, buffer descriptors, buffer frames). ``depth`` is that
+    of ``value`` in the message content; ValueError when anything nests deeper than
+    ``MAX_DEPTH``."""
+    if _plain(value, depth):
+        return value, [], []
     encoder = Encoder()
-    encoded = encoder.encode(value)
+    encoded = encoder.encode(value, depth=depth)
     return encoded, encoder.descriptors, encoder.frames
 
 
-def decode_value(value: Any, tensors: Sequence[torch.Tensor]) -> Any:
-    """Replace every ``{"$tensor": i}`` in ``value`` by ``tensors[i]``."""
+def decode_value(value: Any, tensors: Sequence[torch.Tensor], depth: int = 1) -> Any:
+    """Replace every ``{"$tensor": i}`` in ``value`` by ``tensors[i]``; ProtocolError
+    (malformed) when anything nests deeper than ``MAX_DEPTH`` (``value`` is at ``depth``)."""
+    if isinstance(value, (dict, list)) and depth > MAX_DEPTH:
+        raise ProtocolError("malformed", f"the content nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         if is_placeholder(value):
             index = value[TENSOR_KEY]
@@ -209,9 +244,9 @@ def decode_value(value: Any, tensors: Sequence[torch.Tensor]) -> Any:
                     "bad_tensor", f"$tensor index {index} out of range ({len(tensors)} buffers)"
                 )
             return tensors[index]
-        return {k: decode_value(v, tensors) for k, v in value.items()}
+        return {k: decode_value(v, tensors, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode_value(v, tensors) for v in value]
+        return [decode_value(v, tensors, depth + 1) for v in value]
     return value
 
 

@@ -2,7 +2,9 @@
 
 Frames: 0 tag, 1 signature (64 lowercase hex), 2 header JSON, 3 content JSON, 4... buffers.
 The signature covers, for each covered frame, its length as 8-byte big-endian then its
-bytes: frames 0, 2, 3 always, then every buffer frame when ``header.signed_buffers``.
+bytes: frames 0, 2, 3 always, then every buffer frame when the connection signs buffers
+(its ``signed_buffers``, fixed per runtime). Nothing of a message is parsed before its
+signature has matched.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ from .version import PROTOCOL_VERSION, TAG
 Buffer = bytes | bytearray | memoryview
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024**3
+# ZeroMQ's own per-frame limit (ZMQ_MAXMSGSIZE) is max_message_bytes plus this much: a
+# message a little over the limit still arrives and is counted as oversized, while a frame
+# far over it makes ZeroMQ close that connection before allocating anything for it.
+FRAME_HEADROOM = 64 * 1024
+
+
+def socket_frame_limit(max_message_bytes: int) -> int:
+    """The ZMQ_MAXMSGSIZE that goes with ``max_message_bytes`` (an int64 socket option)."""
+    return min(max_message_bytes + FRAME_HEADROOM, 2**63 - 1)
+
+
 HEADER_FIELDS: dict[str, tuple[type, ...]] = {
     "msg_id": (str,),
     "msg_type": (str,),
@@ -152,6 +165,9 @@ class Incoming:
     buffers: list[memoryview] = field(default_factory=list)
     # header.date as epoch seconds, parsed once by ``verify`` (the replay check reuses it)
     when: float | None = None
+    # The content nests too deeply to parse: the message is authenticated, so it is
+    # answered (a ProtocolError), not dropped; ``content`` is then empty.
+    too_deep: bool = False
 
     @property
     def msg_id(self) -> str:
@@ -162,10 +178,18 @@ class Incoming:
         return str(self.header["msg_type"])
 
 
+class _TooDeep(Exception):
+    pass
+
+
 def _parse_object(data: memoryview) -> dict[str, Any] | None:
+    """The JSON object in ``data``; None when it is not one; _TooDeep when it nests deeper
+    than the parser's recursion allows."""
     try:
         value = json.loads(bytes(data))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except RecursionError:
+        raise _TooDeep() from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -183,10 +207,14 @@ def _header_problem(header: dict[str, Any]) -> str | float:
         return f"header.date {header['date']!r} is not an ISO 8601 date with a time zone"
 
 
-def verify(key: bytes, frames: Sequence[Buffer], max_message_bytes: int) -> Incoming:
+def verify(
+    key: bytes, frames: Sequence[Buffer], max_message_bytes: int, *, signed_buffers: bool
+) -> Incoming:
     """Checks 1-4 of docs/protocol.md in order; raises ``Dropped`` on the first failure.
 
-    ``frames`` excludes the routing identity. Replay (check 5) is ``replay.ReplayGuard``'s.
+    ``frames`` excludes the routing identity; ``signed_buffers`` is the connection's
+    setting (never the header's: nothing is parsed before the signature matched).
+    Replay (check 5) is ``replay.ReplayGuard``'s.
     """
     views = [memoryview(f) for f in frames]
     if len(views) < 4 or views[0] != TAG:
@@ -194,21 +222,25 @@ def verify(key: bytes, frames: Sequence[Buffer], max_message_bytes: int) -> Inco
     total = sum(v.nbytes for v in views)
     if total > max_message_bytes:
         raise Dropped("oversized", f"{total} bytes > {max_message_bytes}")
-    # The header says whether buffers are covered; it is parsed here, but trusted (and
-    # failures reported) only once the signature over it has matched.
-    header = _parse_object(views[2])
     covered = [views[0], views[2], views[3]]
-    if header is not None and header.get("signed_buffers") is True:
+    if signed_buffers:
         covered.extend(views[4:])
     expected = signature(key, covered)
     if not hmac.compare_digest(expected, bytes(views[1])):
         raise Dropped("bad_signature")
+    try:
+        header = _parse_object(views[2])
+    except _TooDeep:
+        header = None
     if header is None:
         raise Dropped("malformed", "header is not a JSON object")
     when = _header_problem(header)
     if isinstance(when, str):
         raise Dropped("malformed", when)
-    content = _parse_object(views[3])
+    try:
+        content = _parse_object(views[3])
+    except _TooDeep:
+        return Incoming(header, {}, views[4:], when, too_deep=True)
     if content is None:
         raise Dropped("malformed", "content is not a JSON object")
     return Incoming(header, content, views[4:], when)

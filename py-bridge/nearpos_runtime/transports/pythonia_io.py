@@ -66,6 +66,9 @@ class PythoniaServer:
             raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
         if self.stopped.is_set():
             return
+        if _decoded_size(frames_b64) > self.core.max_message_bytes:
+            self.core.count_drop("oversized")  # before decoding: nothing allocated for it
+            return
         try:
             frames = [base64.b64decode(f, validate=True) for f in frames_b64]
         except (binascii.Error, TypeError, ValueError):
@@ -127,6 +130,11 @@ class PythoniaServer:
             if outcome.shutdown:
                 self.stopped.set()
                 return
+
+
+def _decoded_size(frames_b64: list[str]) -> int:
+    """Bytes the base64 strings decode to (0 for what is not a string: decoding refuses it)."""
+    return sum(len(f) // 4 * 3 - f[-2:].count("=") if isinstance(f, str) else 0 for f in frames_b64)
 
 
 def _b64(frame: Buffer) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import zmq
 
 from ..protocol.replay import ReplayGuard
-from ..protocol.wire import Buffer
+from ..protocol.wire import Buffer, socket_frame_limit
 from ..server import RuntimeCore
 
 log = logging.getLogger("nearpos_runtime.server")
@@ -41,16 +41,22 @@ class ZmqServer:
             pid=os.getpid(),
         )
         self.ctx: zmq.Context[Any] = zmq.Context()
-        self.request = self._socket()
-        self.control = self._socket()
+        frame_limit = socket_frame_limit(max_message_bytes)
+        self.request = self._socket(frame_limit)
+        self.control = self._socket(frame_limit)
         self._shutdown_asked = threading.Event()
         self._io_stop = threading.Event()
         self.stopped = threading.Event()
+        # True once a loop stopped because of a failure of its own (not a shutdown): the
+        # process then exits non-zero.
+        self.failed = False
         self._threads: list[threading.Thread] = []
 
-    def _socket(self) -> zmq.Socket[Any]:
+    def _socket(self, frame_limit: int) -> zmq.Socket[Any]:
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)  # never let a close hang the process
+        # A frame over this is refused by ZeroMQ as its size arrives, before any allocation.
+        sock.setsockopt(zmq.MAXMSGSIZE, frame_limit)
         return sock
 
     def start(self) -> None:
@@ -83,19 +89,31 @@ class ZmqServer:
                         if not self.request.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                             break
                         frames = self.request.recv_multipart(zmq.NOBLOCK, copy=False)
-                        self.core.on_request(frames[0].bytes, [f.buffer for f in frames[1:]])
+                        self._handle(frames)
                 self._flush()
             self._flush()
-        except Exception:  # pragma: no cover - a bug here must not leave a zombie runtime
+        except Exception:  # the socket or the loop itself failed: stop, exit non-zero
             log.exception("request loop failed")
+            self.failed = True
             self._shutdown_asked.set()
         finally:
             self.request.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
             self.request.close()
 
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        try:
+            self.core.on_request(frames[0].bytes, [f.buffer for f in frames[1:]])
+        except Exception:  # on_request answers its own failures: this is the last guard
+            log.exception("a request could not be handled")
+
     def _flush(self) -> None:
         for ident, frames in self.core.outbox.drain():
-            self.request.send_multipart([ident, *frames], copy=False)
+            try:
+                self.request.send_multipart([ident, *frames], copy=False)
+            except zmq.ZMQError:
+                raise  # the socket is unusable: a failure of the loop
+            except Exception:  # one unsendable message must not stop the others
+                log.exception("a reply could not be sent")
 
     # -- control channel (control thread) -----------------------------------------------
 
@@ -111,15 +129,20 @@ class ZmqServer:
                 if not poller.poll(POLL_MS):
                     continue
                 frames = self.control.recv_multipart(copy=False)
-                outcome = self.core.on_control([f.buffer for f in frames[1:]])
+                try:
+                    outcome = self.core.on_control([f.buffer for f in frames[1:]])
+                except Exception:  # on_control answers its own failures: the last guard
+                    log.exception("a control message could not be handled")
+                    continue
                 ident = frames[0].bytes
                 if outcome.shutdown:
                     self._stop((ident, outcome.reply or []))
                     return
                 if outcome.reply is not None:
                     self._reply(ident, outcome.reply)
-        except Exception:  # pragma: no cover
+        except Exception:  # the socket or the loop itself failed: stop, exit non-zero
             log.exception("control loop failed")
+            self.failed = True
             self.core.cancel_all()
             self._stop(None)
 

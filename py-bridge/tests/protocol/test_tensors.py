@@ -118,3 +118,53 @@ def test_bad_placeholders_and_counts() -> None:
         decode_buffers({"buffers": [{"dtype": "uint8", "shape": [0], "nbytes": 0}]}, [])
     with pytest.raises(TypeError, match="complex"):
         encode_value(torch.ones(1, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ([2**53 - 1, 2**53 - 1, 0], "exceeds 2\\*\\*53 - 1"),
+        ([2**64, 0], "exceeds 2\\*\\*53 - 1"),
+        ([1] * 33, "33 dimensions, more than 32"),
+        ([True], "integers >= 0"),
+        ([2.0], "integers >= 0"),
+        ("2", "must be a list"),
+    ],
+)
+def test_shapes_torch_cannot_hold_are_bad_tensors(shape: object, match: str) -> None:
+    desc = {"dtype": "float32", "shape": shape, "nbytes": 0}
+    with pytest.raises(ProtocolError, match=match) as info:
+        frame_to_tensor(memoryview(b""), desc, 0)
+    assert info.value.code == "bad_tensor"
+
+
+def test_the_largest_shapes_allowed_still_decode() -> None:
+    for shape in ([2**53 - 1, 0], [0, 2**53 - 1], [1] * 32, [2**26, 2**27 - 1, 0]):
+        nbytes = 0 if 0 in shape else 8
+        desc = {"dtype": "int64", "shape": shape, "nbytes": nbytes}
+        t = frame_to_tensor(memoryview(b"\0" * nbytes), desc, 0)
+        assert list(t.shape) == shape and t.numel() == nbytes // 8
+
+
+def nested(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_depth_is_bounded_both_ways() -> None:
+    from nearpos_runtime.protocol.tensors import MAX_DEPTH
+
+    ok = {"v": nested(MAX_DEPTH - 1)}  # the content at 1, lists at 2 ... MAX_DEPTH
+    assert decode_value(ok, []) == ok and encode_value(ok)[0] == ok
+    deep = {"v": nested(MAX_DEPTH)}
+    with pytest.raises(ProtocolError, match=f"deeper than {MAX_DEPTH}") as info:
+        decode_value(deep, [])
+    assert info.value.code == "malformed"
+    with pytest.raises(ValueError, match=f"deeper than {MAX_DEPTH}"):
+        encode_value(deep)
+    with pytest.raises(ValueError, match=f"deeper than {MAX_DEPTH}"):
+        encode_value({"v": nested(5000)})  # no RecursionError on the way
+    with pytest.raises(ValueError, match="33 dimensions"):
+        encode_value({"t": torch.zeros([1] * 33)})

@@ -24,7 +24,7 @@ def test_frames_verify_and_decode() -> None:
     seen_dtypes = set()
     for message in data["messages"]:
         frames = [bytes.fromhex(h) for h in message["frames_hex"]]
-        incoming = verify(key, frames, 2**40)
+        incoming = verify(key, frames, 2**40, signed_buffers=message["connection_signed_buffers"])
         assert incoming.header == message["header"]
         tensors = decode_buffers(incoming.header, incoming.buffers)
         decode_value(incoming.content, tensors)
