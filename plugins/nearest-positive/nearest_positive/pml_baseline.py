@@ -69,6 +69,21 @@ def build_pml_miner(name: str, config: dict[str, Any]) -> nn.Module:
         raise ValueError(f"miner_config for {name}: {exc}") from None
 
 
+class AllTriplets(nn.Module):
+    """Every valid (a, p, n) of a batch, by PML's own function: a PML loss's default tuples."""
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
+
+        return tuple(lmu.get_all_triplets_indices(labels, ref_labels))
+
+
 class DiagnosedMiner(nn.Module):
     """A PML miner that also sets ``last_diagnostics`` after each call (the plugin contract).
 
@@ -220,14 +235,20 @@ class PMLMinerPlugin:
         return cfg
 
     def miner(self, config: dict[str, Any] | PMLMinerConfig | None = None) -> DiagnosedMiner:
+        """The PML miner named by ``miner``; without one, every valid triplet (a, p, n),
+        what a PML triplet loss uses when it is given no tuples."""
         cfg = self._config(config)
         if cfg.miner is None:
-            raise ValueError("sampler 'pml-miner' needs option miner to build a miner")
+            if cfg.miner_config:
+                raise ValueError("option miner_config needs option miner (a miner class name)")
+            return DiagnosedMiner(AllTriplets())
         return DiagnosedMiner(build_pml_miner(cfg.miner, cfg.miner_config))
 
     def wrap(
         self, loss: nn.Module, config: dict[str, Any] | PMLMinerConfig | None = None
     ) -> MinerLoss:
         cfg = self._config(config)
+        if cfg.miner is None and cfg.miner_config:
+            raise ValueError("option miner_config needs option miner (a miner class name)")
         miner = None if cfg.miner is None else self.miner(cfg)
         return MinerLoss(loss, miner)

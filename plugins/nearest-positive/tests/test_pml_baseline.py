@@ -91,7 +91,17 @@ def test_bad_configs_name_what_was_wrong():
         pml_miner.wrap(loss, {"miner": "TripletMarginMiner", "miner_config": {"bogus": 1}})
     with pytest.raises(ValueError, match="unknown sampler option.*'negatives'.*known options"):
         pml_miner.wrap(loss, {"negatives": "all"})
-    with pytest.raises(ValueError, match="needs option miner"):
-        pml_miner.miner({})
+    with pytest.raises(ValueError, match="miner_config needs option miner"):
+        pml_miner.miner({"miner_config": {"margin": 0.1}})
+    with pytest.raises(ValueError, match="miner_config needs option miner"):
+        pml_miner.wrap(loss, {"miner_config": {"margin": 0.1}})
     with pytest.raises(ValueError, match="TripletMarginLoss takes .*not indices_tuple"):
         pml_miner.wrap(torch.nn.TripletMarginLoss(), {})
+
+
+def test_without_a_miner_the_miner_returns_every_triplet():
+    e, y = batch(4, classes=3, per_class=4)
+    a, p, n = pml_miner.miner({})(e, y)
+    expected = lmu.get_all_triplets_indices(y)
+    for got, want in zip((a, p, n), expected, strict=True):
+        assert torch.equal(got, want)
