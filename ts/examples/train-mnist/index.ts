@@ -9,7 +9,7 @@ await using rt = await Runtime.start();
 const run = rt.train({
   data: { kind: "mnist", per_digit: 300 },
   model: { kind: "mlp", hidden: [128], embedding_dim: 32 },
-  loss: { name: "triplet", config: { margin: 0.2 } },
+  loss: { name: "pml:TripletMarginLoss", config: { margin: 0.2 } }, // pytorch-metric-learning's loss, wrapped
   sampler: { name: "nearest-positive", config: {} },
   batch: { classes: 5, per_class: 6 },
   steps,

@@ -219,7 +219,7 @@ export function classRecallSvg(r: ReportInput, lossId: string, width = 560): str
   const all = vs.flatMap((v) => by.keys.flatMap((k) => (v.stats[k] ? [Number.isFinite(v.stats[k]!.low) ? v.stats[k]!.low : v.stats[k]!.mean] : [])));
   if (all.length === 0) return "";
   const lo = Math.max(0, Math.min(...all) - 0.02), hi = 1;
-  const sx = (x: number) => L + ((Math.max(lo, x) - lo) / (hi - lo || 1)) * (width - L - R);
+  const sx = (x: number) => L + ((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo || 1)) * (width - L - R); // whiskers clipped to the axis
   const colours = vs.map((v, i) => (v.baseline ? "#9aa9b8" : PALETTE[i % PALETTE.length]!));
   const rows = by.keys.map((k, gi) => {
     const c = k.slice("fine.recall@1/class=".length);
