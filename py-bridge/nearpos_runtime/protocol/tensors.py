@@ -151,14 +151,15 @@ class Encoder:
 
     def encode(self, value: Any, path: str = "$", depth: int = 1) -> Any:
         """``depth``: that of ``value`` in the message content (the content is at 1)."""
+        if isinstance(value, (dict, list, tuple, torch.Tensor)) and depth > MAX_DEPTH:
+            # (a tensor becomes a placeholder object: a level too)
+            raise ValueError(f"{path}: nests deeper than {MAX_DEPTH} levels")
         if isinstance(value, torch.Tensor):
             return self.add(value)
         if value is None or isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
             return value if math.isfinite(value) else None  # JSON has no NaN/Infinity
-        if isinstance(value, (dict, list, tuple)) and depth > MAX_DEPTH:
-            raise ValueError(f"{path}: nests deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():

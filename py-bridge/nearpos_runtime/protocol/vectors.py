@@ -133,6 +133,7 @@ def build() -> dict[str, Any]:
             },
             {
                 "name": "message 1 on a connection without signed buffers: signature over 0, 2, 3",
+                "message": 1,
                 "signature": signature(KEY, [tampered[0], tampered[2], tampered[3]]).decode(),
             },
             {
@@ -140,6 +141,7 @@ def build() -> dict[str, Any]:
                     "message 2 checked by a connection without signed buffers: frames 0, 2, 3 "
                     "only, which does not match its signature (dropped, bad_signature)"
                 ),
+                "message": 2,
                 "signature": signature(KEY, [signed[0], signed[2], signed[3]]).decode(),
             },
         ],
