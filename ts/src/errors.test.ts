@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode, NearposError, PythonError, RuntimeExitedError, ValidationError, UnknownMethodError } from "./errors.ts";
+import { ErrorCode, MessageTooLargeError, NearposError, PythonError, RuntimeExitedError, ValidationError, UnknownMethodError } from "./errors.ts";
 
 describe("errors", () => {
   it("maps runtime error names to codes", () => {
@@ -8,6 +8,14 @@ describe("errors", () => {
     expect(new PythonError("UnknownMethod", "bad", []).code).toBe("unknown_method");
     expect(new PythonError("RuntimeShuttingDown", "bye", []).code).toBe("closed");
     expect(new PythonError("ProtocolError", "bad tensor", []).code).toBe("protocol_error");
+    expect(new PythonError("InternalError", "RuntimeError: boom", []).code).toBe("internal_error");
+  });
+
+  it("names the size, the limit and the direction of a message too large", () => {
+    const e = new MessageTooLargeError("reply", 8_388_700, 1_048_576, "the result of bytes_out takes 8388700 bytes, more than max_message_bytes (1048576)");
+    expect(e.code).toBe(ErrorCode.messageTooLarge);
+    expect(e.context).toMatchObject({ direction: "reply", bytes: 8_388_700, limit: 1_048_576 });
+    expect(JSON.parse(JSON.stringify(e)).hint).toMatch(/maxMessageBytes/);
   });
 
   it("serialises to JSON with cause, context and subclass fields", () => {

@@ -13,6 +13,8 @@ export const ErrorCode = {
   invalidConfig: "invalid_config",
   closed: "closed",
   runtimeUnreachable: "runtime_unreachable",
+  messageTooLarge: "message_too_large",
+  internalError: "internal_error",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -64,6 +66,8 @@ const ENAME_CODES: Record<string, ErrorCode> = {
   // A call that reached the runtime after shutdown began never ran.
   RuntimeShuttingDown: ErrorCode.closed,
   ProtocolError: ErrorCode.protocolError,
+  // The runtime failed while handling the message (a bug there); it kept serving.
+  InternalError: ErrorCode.internalError,
 };
 
 /** An exception raised in the Python runtime, as `{ename, evalue, traceback}`. */
@@ -180,9 +184,40 @@ export class ClosedError extends NearposError {
 }
 
 /**
- * A runtime attached with `Runtime.connect` stopped answering heartbeats (`heartbeatMisses`
- * in a row, each given `heartbeatIntervalMs`): it died, hung, or the network is down.
- * `context.endpoints` names the runtime. The handle is then dead; call `close()`.
+ * A message larger than its receiver accepts (`max_message_bytes`, all frames together).
+ * `direction` `"request"`: the call was refused before anything was sent (the runtime's
+ * limit, from its hello). `"reply"`: the runtime would have sent more than this client
+ * accepts, and sent this error instead (a result or event that large never travels).
+ */
+export class MessageTooLargeError extends NearposError {
+  /** Size of the message, in bytes. */
+  readonly bytes: number;
+  /** The receiver's limit, in bytes. */
+  readonly limit: number;
+  /** `"request"`: refused here before sending; `"reply"`: refused by the runtime. */
+  readonly direction: "request" | "reply";
+
+  constructor(direction: "request" | "reply", bytes: number, limit: number, message: string, options: NearposErrorOptions = {}) {
+    super(ErrorCode.messageTooLarge, message, {
+      hint:
+        direction === "request"
+          ? "send less per call (split the tensors), or start the runtime with a larger maxMessageBytes"
+          : "ask for less per call, or raise maxMessageBytes (both the runtime's and this client's)",
+      ...options,
+      context: { direction, bytes, limit, ...options.context },
+    });
+    this.bytes = bytes;
+    this.limit = limit;
+    this.direction = direction;
+  }
+}
+
+/**
+ * The runtime stopped answering heartbeats (`heartbeatMisses` in a row, each given
+ * `heartbeatIntervalMs`): it died, is stopped or hung, or the network is down.
+ * `context.endpoints` names the runtime. Pending calls reject with it, and so do new calls
+ * while it lasts; the handle keeps probing and, once the runtime answers again, takes calls
+ * again (the rejected ones are not resumed: the runtime is asked to cancel them).
  */
 export class RuntimeUnreachableError extends NearposError {
   /** The endpoints of the runtime that stopped answering. */
@@ -193,7 +228,7 @@ export class RuntimeUnreachableError extends NearposError {
       ErrorCode.runtimeUnreachable,
       `the nearpos runtime at ${endpoints.request} / ${endpoints.control} did not answer ${misses} heartbeats in a row (${intervalMs} ms each)`,
       {
-        hint: "check that the runtime process is still running and reachable; this handle is dead, close() it and connect again",
+        hint: "check that the runtime process is still running and reachable; this handle recovers by itself once the runtime answers again (close() it to give up)",
         ...options,
         context: { endpoints: { ...endpoints }, heartbeatIntervalMs: intervalMs, heartbeatMisses: misses, ...options.context },
       },

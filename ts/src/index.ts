@@ -9,7 +9,15 @@ export type { MineParams, MineResult, LossParams, LossResult, CallWithEventsOpti
 export type { Call } from "./runtime/call.ts";
 export { RuntimeOptionsSchema, ConnectOptionsSchema } from "./runtime/options.ts";
 export type { RuntimeOptions, ResolvedRuntimeOptions, ConnectOptions, CallOptions } from "./runtime/options.ts";
-export type { RuntimeLifecycleEvent, LogEvent, ExitEvent, DroppedEvent, RuntimeWarningEvent } from "./runtime/emitter.ts";
+export type {
+  RuntimeLifecycleEvent,
+  LogEvent,
+  ExitEvent,
+  DroppedEvent,
+  RuntimeWarningEvent,
+  UnreachableEvent,
+  ReachableEvent,
+} from "./runtime/emitter.ts";
 export { Tensor, DTYPES, isDType, itemsize } from "./tensor.ts";
 export type { DType, TensorData, TypedArrayFor } from "./tensor.ts";
 export {
@@ -25,6 +33,7 @@ export {
   ValidationError,
   UnknownMethodError,
   ClosedError,
+  MessageTooLargeError,
 } from "./errors.ts";
 export type { NearposErrorOptions } from "./errors.ts";
 export { train, embed, evaluate, saveCheckpoint, loadCheckpoint } from "./training/index.ts";
@@ -45,6 +54,6 @@ export type {
   WarningEvent,
   OtherEvent,
 } from "./protocol/messages.ts";
-export type { Transport, TransportFactory, Channel, Endpoints, IncomingFrames } from "./transport/transport.ts";
+export type { Transport, TransportFactory, TransportOptions, Channel, Endpoints, IncomingFrames } from "./transport/transport.ts";
 export type { TransportName } from "./runtime/runtime.ts";
 export type { DropCounts, DropReason } from "./protocol/wire.ts";

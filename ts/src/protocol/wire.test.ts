@@ -1,12 +1,12 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { REPO_ROOT } from "../runtime/process.ts";
 import { Tensor, type DType } from "../tensor.ts";
 import { ReplayGuard } from "./replay.ts";
 import { checkDescriptors, decodeTensors, encodeTensors } from "./tensors.ts";
-import { decodeMessage, encodeMessage, makeHeader, sign, unsignedBuffers, type Header, type WireMessage } from "./wire.ts";
+import { decodeMessage, encodeMessage, makeHeader, sign, type Header, type WireMessage } from "./wire.ts";
 
 const key = randomBytes(32);
 const opts = (extra: Partial<Parameters<typeof decodeMessage>[1]> = {}) => ({ key, signedBuffers: false, maxMessageBytes: 1 << 20, ...extra });
@@ -84,17 +84,34 @@ describe("encode/decode", () => {
     expect(decodeMessage(frames, opts())).toEqual({ ok: false, reason: "malformed" });
   });
 
-  it("covers buffers only when signed_buffers is set", () => {
+  it("covers buffers only when the connection signs them", () => {
     const unsigned = encodeMessage(message(false), key);
     (unsigned[4] as Uint8Array)[0]! ^= 1;
     expect(decodeMessage(unsigned, opts()).ok).toBe(true);
     const signed = encodeMessage(message(true), key);
     (signed[4] as Uint8Array)[0]! ^= 1;
     expect(decodeMessage(signed, opts({ signedBuffers: true }))).toEqual({ ok: false, reason: "bad_signature" });
-    // A connection that requires signed buffers authenticates, then refuses, unsigned ones.
-    const r = decodeMessage(encodeMessage(message(false), key), opts({ signedBuffers: true }));
-    expect(r.ok && unsignedBuffers(r.message, true)).toBe(true);
-    expect(r.ok && unsignedBuffers(r.message, false)).toBe(false);
+  });
+
+  it("follows the connection's signed_buffers, never the header's", () => {
+    // Signed the other way: the signature does not match, whatever the header claims.
+    expect(decodeMessage(encodeMessage(message(false), key), opts({ signedBuffers: true }))).toEqual({ ok: false, reason: "bad_signature" });
+    expect(decodeMessage(encodeMessage(message(true), key), opts({ signedBuffers: false }))).toEqual({ ok: false, reason: "bad_signature" });
+  });
+
+  it("parses nothing before the signature matched", () => {
+    const frames = encodeMessage(message(), key);
+    const hugeHeader = Buffer.from(`{"signed_buffers":true,"x":"${"a".repeat(4 << 20)}"}`);
+    const parse = vi.spyOn(JSON, "parse");
+    try {
+      expect(decodeMessage([frames[0]!, Buffer.from("0".repeat(64)), hugeHeader, frames[3]!], opts({ maxMessageBytes: 8 << 20 }))).toEqual({ ok: false, reason: "bad_signature" });
+      expect(decodeMessage(frames, opts({ key: randomBytes(32) }))).toEqual({ ok: false, reason: "bad_signature" });
+      expect(parse).not.toHaveBeenCalled();
+      expect(decodeMessage(frames, opts()).ok).toBe(true);
+      expect(parse).toHaveBeenCalledTimes(2); // header and content, once authenticated
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it("rejects buffer descriptors that disagree with the frames", () => {
@@ -121,6 +138,7 @@ interface VectorTensor {
 }
 interface Vector {
   name: string;
+  connection_signed_buffers: boolean;
   header: Header;
   content: Record<string, unknown>;
   tensors: VectorTensor[];
@@ -130,7 +148,7 @@ interface Vector {
 interface VectorsDoc {
   key_hex: string;
   messages: Vector[];
-  signature_checks: { name: string; frames_hex?: string[]; signature: string; split_frames_hex?: string[]; split_signature?: string }[];
+  signature_checks: { name: string; frames_hex?: string[]; signature: string; split_frames_hex?: string[]; split_signature?: string; message?: number }[];
 }
 
 function f16Bits(v: number): number {
@@ -200,7 +218,7 @@ describe.runIf(existsSync(vectorsPath))("docs/protocol-vectors.json", () => {
 
   it.each(doc.messages.map((v) => [v.name, v] as const))("%s: verifies and decodes", (_name, v) => {
     const frames = v.frames_hex.map((h) => Buffer.from(h, "hex"));
-    const r = decodeMessage(frames, { key: vkey, signedBuffers: v.header.signed_buffers, maxMessageBytes: 1 << 20 });
+    const r = decodeMessage(frames, { key: vkey, signedBuffers: v.connection_signed_buffers, maxMessageBytes: 1 << 20 });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.message.header).toEqual(v.header);
@@ -218,7 +236,11 @@ describe.runIf(existsSync(vectorsPath))("docs/protocol-vectors.json", () => {
     // A flipped bit anywhere signed is refused.
     const bad = frames.map((f) => Buffer.from(f));
     (bad[3] as Buffer)[0]! ^= 1;
-    expect(decodeMessage(bad, { key: vkey, signedBuffers: v.header.signed_buffers, maxMessageBytes: 1 << 20 }).ok).toBe(false);
+    expect(decodeMessage(bad, { key: vkey, signedBuffers: v.connection_signed_buffers, maxMessageBytes: 1 << 20 }).ok).toBe(false);
+    // Checked by a connection with the other setting, the same frames fail when they hold buffers.
+    if (v.header.buffers.length > 0) {
+      expect(decodeMessage(frames, { key: vkey, signedBuffers: !v.connection_signed_buffers, maxMessageBytes: 1 << 20 })).toEqual({ ok: false, reason: "bad_signature" });
+    }
   });
 
   it.each(doc.signature_checks.map((c) => [c.name, c] as const))("signature check: %s", (_name, c) => {
@@ -226,9 +248,10 @@ describe.runIf(existsSync(vectorsPath))("docs/protocol-vectors.json", () => {
       expect(sign(vkey, c.frames_hex.map((h) => Buffer.from(h, "hex")))).toBe(c.signature);
       if (c.split_frames_hex) expect(sign(vkey, c.split_frames_hex.map((h) => Buffer.from(h, "hex")))).toBe(c.split_signature);
     } else {
-      const m = doc.messages[1] as Vector;
+      const m = doc.messages[c.message ?? -1] as Vector;
       const f = m.frames_hex.map((h) => Buffer.from(h, "hex"));
       expect(sign(vkey, [f[0], f[2], f[3]] as Buffer[])).toBe(c.signature);
+      if (m.connection_signed_buffers) expect(c.signature).not.toBe(m.signature);
     }
   });
 });

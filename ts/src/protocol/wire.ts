@@ -104,22 +104,55 @@ export function makeHeader(init: HeaderInit): Header {
   };
 }
 
-/** Serialises and signs a message into its wire frames (tag, signature, header, content, buffers...). */
-export function encodeMessage(msg: WireMessage, key: Uint8Array): Uint8Array[] {
+/** Length of frame 1, the signature (64 hex digits). */
+export const SIGNATURE_BYTES = 64;
+
+/**
+ * Serialises a message into its wire frames with an empty signature frame: its size
+ * ({@link messageBytes} plus {@link SIGNATURE_BYTES}) is known before anything is hashed.
+ */
+export function frameMessage(msg: WireMessage): Uint8Array[] {
   const header = Buffer.from(JSON.stringify(msg.header), "utf8");
   const content = Buffer.from(JSON.stringify(msg.content), "utf8");
-  const frames: Uint8Array[] = [TAG, ZERO, header, content, ...msg.buffers];
-  frames[1] = Buffer.from(sign(key, covered(frames, msg.header.signed_buffers)), "ascii");
+  return [TAG, ZERO, header, content, ...msg.buffers];
+}
+
+/** Fills in the signature frame of {@link frameMessage}'s frames; returns them. */
+export function signFrames(frames: Uint8Array[], key: Uint8Array, signedBuffers: boolean): Uint8Array[] {
+  frames[1] = Buffer.from(sign(key, covered(frames, signedBuffers)), "ascii");
   return frames;
+}
+
+/** Serialises and signs a message into its wire frames (tag, signature, header, content, buffers...). */
+export function encodeMessage(msg: WireMessage, key: Uint8Array): Uint8Array[] {
+  return signFrames(frameMessage(msg), key, msg.header.signed_buffers);
+}
+
+/**
+ * ZeroMQ's own per-frame limit (ZMQ_MAXMSGSIZE) that goes with a message limit: the limit
+ * plus 64 KiB of headroom, so that a message a little over the limit still arrives and is
+ * counted as oversized, while a frame far over it makes ZeroMQ close the connection before
+ * anything is allocated for it (docs/protocol.md, Wire framing).
+ */
+export function socketFrameLimit(maxMessageBytes: number): number {
+  return Math.min(maxMessageBytes + FRAME_HEADROOM, Number.MAX_SAFE_INTEGER);
+}
+const FRAME_HEADROOM = 64 * 1024;
+
+/** Size of a message as a receiver's limit counts it: all its frames together. */
+export function messageBytes(frames: readonly Uint8Array[]): number {
+  let total = 0;
+  for (const f of frames) total += f.byteLength;
+  return total;
 }
 
 /** What a receiver checks against (docs/protocol.md, Wire framing). */
 export interface VerifyOptions {
   key: Uint8Array;
   /**
-   * Whether this connection requires signed buffer frames. Coverage follows the (signed)
-   * header; a message with unsigned buffers on such a connection is authenticated but wrong,
-   * and refused by the caller (see {@link unsignedBuffers}).
+   * Whether this connection signs buffer frames (its `signed_buffers`, fixed per runtime).
+   * It alone decides what the signature covers: the header is not read before the
+   * signature matched.
    */
   signedBuffers: boolean;
   /** Largest accepted message, all frames together, in bytes. */
@@ -155,29 +188,20 @@ function isHeader(h: Record<string, unknown>): h is Header {
 
 /**
  * Authenticates and parses received frames, in the order docs/protocol.md gives: frame
- * count and tag, size, signature (constant time), JSON and header fields, replay.
- * Buffer descriptors are checked later, by the tensor codec (an authenticated message with
- * bad tensors is answered, not dropped).
+ * count and tag, size, signature (constant time, over the raw frames: nothing is parsed
+ * before it matched), JSON and header fields, replay. Buffer descriptors are checked later,
+ * by the tensor codec (an authenticated message with bad tensors is answered, not dropped).
  */
 export function decodeMessage(frames: readonly Uint8Array[], opts: VerifyOptions): DecodeResult {
   if (frames.length < 4 || !TAG.equals(frames[0] as Uint8Array)) return { ok: false, reason: "malformed" };
-  let total = 0;
-  for (const f of frames) total += f.byteLength;
-  if (total > opts.maxMessageBytes) return { ok: false, reason: "oversized" };
-  // The header says whether buffers are covered: parsed here, trusted only once the
-  // signature over it matches.
-  const header = parseObject(frames[2] as Uint8Array);
-  const signedBuffers = header?.signed_buffers === true;
+  if (messageBytes(frames) > opts.maxMessageBytes) return { ok: false, reason: "oversized" };
   const sig = frames[1] as Uint8Array;
-  const want = Buffer.from(sign(opts.key, covered(frames, signedBuffers)), "ascii");
+  const want = Buffer.from(sign(opts.key, covered(frames, opts.signedBuffers)), "ascii");
   if (sig.byteLength !== want.byteLength || !timingSafeEqual(want, sig)) return { ok: false, reason: "bad_signature" };
+  const header = parseObject(frames[2] as Uint8Array);
+  if (!header || !isHeader(header) || !Number.isFinite(Date.parse(header.date))) return { ok: false, reason: "malformed" };
   const content = parseObject(frames[3] as Uint8Array);
-  if (!header || !content || !isHeader(header) || !Number.isFinite(Date.parse(header.date))) return { ok: false, reason: "malformed" };
+  if (!content) return { ok: false, reason: "malformed" };
   if (opts.replay && !opts.replay.accept(header.msg_id, header.date)) return { ok: false, reason: "replayed" };
   return { ok: true, message: { header, content, buffers: frames.slice(4) as Uint8Array[] } };
-}
-
-/** True when `msg` has buffers the connection required to be signed but were not. */
-export function unsignedBuffers(msg: WireMessage, required: boolean): boolean {
-  return required && msg.buffers.length > 0 && !msg.header.signed_buffers;
 }

@@ -31,8 +31,25 @@ export interface RuntimeWarningEvent {
   message: string;
 }
 
+/**
+ * The runtime stopped answering heartbeats: pending calls were rejected with
+ * `RuntimeUnreachableError`, and new ones are until a `reachable` event.
+ */
+export interface UnreachableEvent {
+  type: "unreachable";
+  /** Heartbeats missed in a row. */
+  missed: number;
+}
+
+/** The runtime answers heartbeats again after an `unreachable` event: calls work again. */
+export interface ReachableEvent {
+  type: "reachable";
+  /** Milliseconds since the `unreachable` event. */
+  afterMs: number;
+}
+
 /** Events of the runtime handle itself, discriminated on `type`. */
-export type RuntimeLifecycleEvent = LogEvent | ExitEvent | DroppedEvent | RuntimeWarningEvent;
+export type RuntimeLifecycleEvent = LogEvent | ExitEvent | DroppedEvent | RuntimeWarningEvent | UnreachableEvent | ReachableEvent;
 
 type Listener<T extends RuntimeLifecycleEvent["type"]> = (e: Extract<RuntimeLifecycleEvent, { type: T }>) => void;
 

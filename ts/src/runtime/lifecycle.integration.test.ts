@@ -118,6 +118,63 @@ describe.each(transports)("runtime lifecycle over %s", (transport) => {
   });
 });
 
+// A stall (SIGSTOP) of `pid` under `rt`, a handle watching heartbeats every 200 ms, 3 misses:
+// calls reject with runtime_unreachable while it lasts; after SIGCONT the handle says
+// `reachable`, serves again, and the call it gave up on was cancelled in the runtime.
+async function expectStallAndRecovery(rt: Runtime, pid: number): Promise<void> {
+  const seen: string[] = [];
+  rt.on("unreachable", () => seen.push("unreachable"));
+  const reachable = new Promise<number>((res) => rt.on("reachable", (e) => (seen.push("reachable"), res(e.afterMs))));
+  const pending = rt.call("sleep", { seconds: 30 });
+  await sleep(100);
+  const t0 = Date.now();
+  process.kill(pid, "SIGSTOP");
+  const err = await pending.catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(RuntimeUnreachableError);
+  expect(Date.now() - t0).toBeLessThan(200 * 4 + 1000);
+  await expect(rt.call("echo", {})).rejects.toMatchObject({ code: "runtime_unreachable" });
+  expect(rt.alive).toBe(false);
+  await sleep(600); // stalled for a while longer
+  process.kill(pid, "SIGCONT");
+  const afterMs = await Promise.race([reachable, sleep(5000).then(() => -1)]);
+  expect(afterMs, "no reachable event within 5 s of SIGCONT").toBeGreaterThan(0);
+  expect(seen).toEqual(["unreachable", "reachable"]);
+  expect(rt.alive).toBe(true);
+  expect(await rt.call("echo", { back: true })).toEqual({ back: true });
+  for (let i = 0; i < 50 && (await rt.heartbeat()).running.length > 0; i++) await sleep(50);
+  expect((await rt.heartbeat()).running).toEqual([]);
+}
+
+describe.each(transports)("a runtime started over %s", (transport) => {
+  it("recovers after a stall: unreachable while SIGSTOPped, serving again after SIGCONT", async () => {
+    const rt = await Runtime.start({ transport, heartbeatIntervalMs: 200, heartbeatMisses: 3 });
+    try {
+      await expectStallAndRecovery(rt, rt.pid);
+    } finally {
+      process.kill(rt.pid, "SIGCONT");
+      await rt.close();
+    }
+  });
+
+  // (pythonia's Python process is shared by every pythonia runtime of this Node process:
+  // close() stops only this runtime's server in it, and cannot kill it.)
+  it.runIf(transport === "zeromq")("closes a stalled runtime at once (SIGKILL: a stopped process does not take SIGTERM)", async () => {
+    const rt = await Runtime.start({ transport, heartbeatIntervalMs: 200, heartbeatMisses: 2 });
+    const pid = rt.pid;
+    const unreachable = new Promise<void>((res) => rt.on("unreachable", () => res()));
+    process.kill(pid, "SIGSTOP");
+    try {
+      await unreachable;
+      const t0 = Date.now();
+      await rt.close();
+      expect(Date.now() - t0).toBeLessThan(3000);
+    } finally {
+      if (processAlive(pid)) process.kill(pid, "SIGCONT");
+    }
+    expect(await waitGone(pid, 3000)).toBeGreaterThanOrEqual(0);
+  });
+});
+
 // Runtime.connect has no child process to watch: liveness comes from heartbeats.
 describe("a runtime attached with connect", () => {
   const INTERVAL = 200;
@@ -148,8 +205,21 @@ describe("a runtime attached with connect", () => {
       await expect(rt.call("echo", {})).rejects.toMatchObject({ code: "runtime_unreachable" });
       expect(rt.alive).toBe(false);
       await rt.close();
-      await expect(rt.call("echo", {})).rejects.toMatchObject({ code: "runtime_unreachable" });
+      await expect(rt.call("echo", {})).rejects.toMatchObject({ code: "closed" });
     } finally {
+      manual.kill();
+      rmSync(manual.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("recovers after a stall: unreachable while SIGSTOPped, serving again after SIGCONT", async () => {
+    const manual = await spawnManual();
+    try {
+      const rt = await Runtime.connect({ connectionFile: manual.connectionFile, key: manual.key.toString("hex"), heartbeatIntervalMs: INTERVAL, heartbeatMisses: MISSES });
+      await expectStallAndRecovery(rt, manual.pid);
+      await rt.close();
+    } finally {
+      process.kill(manual.pid, "SIGCONT");
       manual.kill();
       rmSync(manual.dir, { recursive: true, force: true });
     }

@@ -2,6 +2,25 @@ import { z } from "zod";
 
 const positiveInt = z.number().int().positive();
 
+/** Liveness options shared by {@link RuntimeOptionsSchema} and {@link ConnectOptionsSchema}. */
+const heartbeat = {
+  /**
+   * Milliseconds between liveness heartbeats on the control channel; each heartbeat is
+   * also given this long to be answered. The runtime answers them even while busy with
+   * calls. `0` turns the watch off (a stalled runtime then shows only as call timeouts).
+   * Default 2000.
+   */
+  heartbeatIntervalMs: z.number().int().nonnegative().default(2000),
+  /**
+   * Consecutive unanswered heartbeats after which the runtime counts as unreachable: every
+   * pending call rejects with `RuntimeUnreachableError` (code `runtime_unreachable`), and so
+   * do new calls until it answers again (the handle keeps probing, then takes calls again
+   * and emits `reachable`). Detection takes about `heartbeatIntervalMs * heartbeatMisses`.
+   * Default 3.
+   */
+  heartbeatMisses: positiveInt.default(3),
+};
+
 /**
  * Options of {@link Runtime.start}. Parsed with zod; the CLI reuses this schema for its flags.
  */
@@ -36,7 +55,9 @@ export const RuntimeOptionsSchema = z
     workers: positiveInt.optional(),
     /**
      * Largest message, all frames together, in bytes, accepted by either side (the runtime's
-     * `--max-message-bytes`). Default: 4 GiB.
+     * `--max-message-bytes`). A call whose request or reply would be larger rejects with
+     * `MessageTooLargeError` (code `message_too_large`) naming the size and the limit.
+     * Default: 4 GiB.
      */
     maxMessageBytes: positiveInt.optional(),
     /**
@@ -46,6 +67,7 @@ export const RuntimeOptionsSchema = z
     onLog: z
       .custom<(event: { type: "log"; stream: "stdout" | "stderr"; line: string }) => void>((v) => typeof v === "function", "must be a function")
       .optional(),
+    ...heartbeat,
   })
   .strict();
 
@@ -72,22 +94,13 @@ export const ConnectOptionsSchema = z
     allowRemote: z.boolean().default(false),
     /** Milliseconds to wait for the hello reply. Default 10000. */
     timeoutMs: positiveInt.default(10_000),
-    /** Largest message accepted from the runtime, in bytes. Default 4 GiB. */
+    /**
+     * Largest message accepted from the runtime, all frames together, in bytes; told to the
+     * runtime in hello, which then sends an error (`MessageTooLargeError`) instead of any
+     * larger result or event. Default 4 GiB.
+     */
     maxMessageBytes: positiveInt.optional(),
-    /**
-     * Milliseconds between liveness heartbeats on the control channel; each heartbeat is
-     * also given this long to be answered. The runtime answers them even while busy with
-     * calls. `0` turns the watch off (a dead runtime then shows only as call timeouts).
-     * Default 2000.
-     */
-    heartbeatIntervalMs: z.number().int().nonnegative().default(2000),
-    /**
-     * Consecutive unanswered heartbeats after which the runtime counts as unreachable: every
-     * pending and later call rejects with `RuntimeUnreachableError` (code
-     * `runtime_unreachable`). Detection takes about `heartbeatIntervalMs * heartbeatMisses`.
-     * Default 3.
-     */
-    heartbeatMisses: positiveInt.default(3),
+    ...heartbeat,
   })
   .strict();
 

@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs";
 import {
   CancelledError,
   ClosedError,
+  MessageTooLargeError,
   NearposError,
   ProtocolError,
   PythonError,
@@ -34,7 +35,19 @@ import type {
 import { ReplayGuard } from "../protocol/replay.ts";
 import { checkDescriptors, decodeTensors, encodeTensors } from "../protocol/tensors.ts";
 import { PROTOCOL_MAJOR, PROTOCOL_VERSION } from "../protocol/version.ts";
-import { decodeMessage, emptyDropCounts, encodeMessage, makeHeader, newId, unsignedBuffers, type DropCounts, type WireMessage } from "../protocol/wire.ts";
+import {
+  SIGNATURE_BYTES,
+  decodeMessage,
+  emptyDropCounts,
+  encodeMessage,
+  frameMessage,
+  makeHeader,
+  messageBytes,
+  newId,
+  signFrames,
+  type DropCounts,
+  type WireMessage,
+} from "../protocol/wire.ts";
 import type { Tensor } from "../tensor.ts";
 import type { Channel, Endpoints, Transport, TransportFactory } from "../transport/transport.ts";
 import { PythoniaTransport, pythoniaEndpoint } from "../transport/pythonia.ts";
@@ -185,6 +198,11 @@ export class Runtime implements AsyncDisposable {
   private dead: NearposError | undefined;
   private closing: Promise<void> | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  /** Set while heartbeats go unanswered; cleared when the runtime answers again. */
+  private unreachable: RuntimeUnreachableError | undefined;
+  private unreachableSince = 0;
+  /** Calls rejected as unreachable: cancelled in the runtime once it answers again. */
+  private readonly lost = new Set<string>();
 
   private constructor(parts: Parts) {
     this.link = parts.transport;
@@ -237,6 +255,7 @@ export class Runtime implements AsyncDisposable {
     }
     if (!connectZeroMQ) {
       const rt = await Runtime.startPythonia(opts, emitter, deadline);
+      rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
       // After start resolves, so that `rt.on("warning", ...)` right after it sees it.
       if (fallback) {
         const message = fallback;
@@ -246,16 +265,17 @@ export class Runtime implements AsyncDisposable {
     }
     const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
     const connect = connectZeroMQ;
-    return Runtime.finishStart(
+    const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const rt = await Runtime.finishStart(
       async () => {
         const info = await proc.waitForConnection(deadline);
         const endpoints = { request: info.request, control: info.control };
         return new Runtime({
           endpoints,
-          transport: await connect(endpoints),
+          transport: await connect(endpoints, { maxMessageBytes }),
           key: proc.key,
           signedBuffers: info.signed_buffers,
-          maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+          maxMessageBytes,
           proc,
           emitter,
         });
@@ -268,6 +288,8 @@ export class Runtime implements AsyncDisposable {
       },
       "the runtime failed to start",
     );
+    rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
+    return rt;
   }
 
   /**
@@ -332,7 +354,8 @@ export class Runtime implements AsyncDisposable {
    *
    * There is no child process to watch, so liveness comes from heartbeats on the control
    * channel (`heartbeatIntervalMs`, `heartbeatMisses`): once that many in a row go
-   * unanswered, every pending and later call rejects with {@link RuntimeUnreachableError}.
+   * unanswered, every pending call rejects with {@link RuntimeUnreachableError}, and so do
+   * new calls until the runtime answers again (an `unreachable`, then a `reachable` event).
    *
    * @throws ValidationError for a non-local endpoint without `allowRemote: true`
    */
@@ -366,13 +389,14 @@ export class Runtime implements AsyncDisposable {
       if (loaded instanceof Error) throw new StartError(`the zeromq native addon cannot load here: ${loaded.message}`, { cause: loaded });
       factory = loaded;
     }
-    const transport = await factory(endpoints);
+    const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const transport = await factory(endpoints, { maxMessageBytes });
     const rt = new Runtime({
       endpoints,
       transport,
       key,
       signedBuffers,
-      maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      maxMessageBytes,
       emitter: new LifecycleEmitter(),
     });
     try {
@@ -381,7 +405,7 @@ export class Runtime implements AsyncDisposable {
       await rt.close();
       throw err;
     }
-    if (opts.heartbeatIntervalMs > 0) rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
+    rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
     return rt;
   }
 
@@ -415,9 +439,12 @@ export class Runtime implements AsyncDisposable {
     return this.link.name;
   }
 
-  /** True until close() was called or the runtime exited. */
+  /**
+   * True until close() was called or the runtime exited; false also while it is
+   * unreachable (heartbeats unanswered), and true again once it answers.
+   */
   get alive(): boolean {
-    return this.dead === undefined && this.closing === undefined;
+    return this.dead === undefined && this.closing === undefined && this.unreachable === undefined;
   }
 
   /** Number of calls in flight. */
@@ -432,8 +459,10 @@ export class Runtime implements AsyncDisposable {
    * result come back as Tensors. Params are checked against the method's JSON Schema before
    * anything is sent.
    *
-   * @throws UnknownMethodError or ValidationError (synchronously checked, nothing sent);
-   *   the promise rejects with PythonError, CancelledError, TimeoutError or RuntimeExitedError
+   * @throws UnknownMethodError, ValidationError or MessageTooLargeError (checked before
+   *   anything is sent); the promise rejects with PythonError, CancelledError, TimeoutError,
+   *   MessageTooLargeError (a reply larger than `maxMessageBytes`), RuntimeExitedError or
+   *   RuntimeUnreachableError
    */
   async call<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Promise<T> {
     return this.stream<T>(method, params, options).result;
@@ -441,23 +470,36 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * Starts a call and returns at once with its events and result.
-   * @throws UnknownMethodError or ValidationError before anything is sent
+   * @throws UnknownMethodError, ValidationError or MessageTooLargeError (the whole encoded
+   *   message is larger than the runtime accepts) before anything is sent;
+   *   RuntimeUnreachableError while the runtime does not answer heartbeats
    */
   stream<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Call<T> {
     if (this.dead) throw this.dead;
     if (this.closing) throw new ClosedError();
+    if (this.unreachable) throw this.unreachable;
     if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
       throw new ValidationError("timeoutMs", `must be a positive number of milliseconds, got ${options.timeoutMs}`);
     }
     this.validator.checkMethod(method);
     const encoded = encodeTensors(params);
     this.validator.check(method, encoded.json);
-    let total = 0;
-    for (const f of encoded.frames) total += f.byteLength;
-    if (total > this.hello.max_message_bytes) {
-      throw new ValidationError("params", `tensors take ${total} bytes, more than the runtime accepts (${this.hello.max_message_bytes})`);
-    }
     const id = newId();
+    const msg: WireMessage = {
+      header: makeHeader({ msgType: "call_request", session: this.session, buffers: encoded.descriptors, signedBuffers: this.signedBuffers, msgId: id }),
+      content: { method, params: encoded.json },
+      buffers: encoded.frames,
+    };
+    // The whole message counts against the runtime's limit (it would drop a larger one
+    // unanswered); measured before anything is hashed.
+    const frames = frameMessage(msg);
+    const bytes = messageBytes(frames) + SIGNATURE_BYTES;
+    const limit = this.hello.max_message_bytes;
+    if (bytes > limit) {
+      throw new MessageTooLargeError("request", bytes, limit, `the call_request of ${method} takes ${bytes} bytes, more than the runtime accepts (max_message_bytes ${limit})`, {
+        context: { method },
+      });
+    }
     const state = new CallState<T>(id, method, options.onEvent);
     const call = state as unknown as CallState<unknown>;
     if (options.signal?.aborted) {
@@ -469,12 +511,7 @@ export class Runtime implements AsyncDisposable {
       this.calls.delete(id);
       this.aborted.delete(id);
     });
-    const msg: WireMessage = {
-      header: makeHeader({ msgType: "call_request", session: this.session, buffers: encoded.descriptors, signedBuffers: this.signedBuffers, msgId: id }),
-      content: { method, params: encoded.json },
-      buffers: encoded.frames,
-    };
-    this.link.send("request", encodeMessage(msg, this.key)).catch((err: unknown) => {
+    this.link.send("request", signFrames(frames, this.key, this.signedBuffers)).catch((err: unknown) => {
       state.reject(this.dead ?? new NearposError("protocol_error", "sending the call failed", { cause: err }));
     });
     if (options.signal) {
@@ -579,7 +616,8 @@ export class Runtime implements AsyncDisposable {
   // ---------------------------------------------------------------- internals
 
   private async handshake(timeoutMs: number): Promise<void> {
-    const hello = (await this.request("hello_request", { client: CLIENT_NAME }, timeoutMs)) as unknown as HelloReply;
+    // max_message_bytes: the runtime then never sends this client more (an error instead).
+    const hello = (await this.request("hello_request", { client: CLIENT_NAME, max_message_bytes: this.maxMessageBytes }, timeoutMs)) as unknown as HelloReply;
     const major = Number(String(hello.protocol_version).split(".")[0]);
     if (major !== PROTOCOL_MAJOR) {
       throw new ProtocolError(`the runtime speaks protocol ${hello.protocol_version}, this client ${PROTOCOL_VERSION}`, {
@@ -613,10 +651,13 @@ export class Runtime implements AsyncDisposable {
     return reply;
   }
 
-  // Liveness of a connected runtime: one heartbeat at a time, each given `intervalMs`; the
-  // next goes out `intervalMs` after the previous one was sent. Unref'd timers: the watch
-  // never keeps Node alive on its own.
+  // Liveness, for both kinds of handle: one heartbeat at a time, each given `intervalMs`;
+  // the next goes out `intervalMs` after the previous one was sent. After `misses` in a row
+  // the runtime counts as unreachable, and the watch goes on probing: the first answer
+  // after that makes the handle usable again. Unref'd timers: the watch never keeps Node
+  // alive on its own. It ends with close() or the runtime's exit.
   private watch(intervalMs: number, misses: number): void {
+    if (intervalMs <= 0) return;
     let missed = 0;
     const schedule = (delay: number): void => {
       this.watchTimer = setTimeout(() => void tick(), delay);
@@ -624,28 +665,55 @@ export class Runtime implements AsyncDisposable {
     };
     const tick = async (): Promise<void> => {
       this.watchTimer = undefined;
-      if (!this.alive) return;
+      if (this.dead || this.closing) return;
       const sent = Date.now();
       try {
         await this.request("heartbeat_request", {}, intervalMs, true);
         missed = 0;
+        if (this.unreachable) this.onReachable();
       } catch {
-        if (!this.alive) return; // closed meanwhile
+        if (this.dead || this.closing) return;
         missed++;
-        if (missed >= misses) {
-          this.onUnreachable(intervalMs, misses);
-          return;
-        }
+        if (missed >= misses && !this.unreachable) this.onUnreachable(intervalMs, misses);
       }
-      if (this.alive) schedule(Math.max(0, intervalMs - (Date.now() - sent)));
+      schedule(Math.max(0, intervalMs - (Date.now() - sent)));
     };
     schedule(intervalMs);
   }
 
   private onUnreachable(intervalMs: number, misses: number): void {
     const err = new RuntimeUnreachableError(this.endpointsInfo, intervalMs, misses);
-    this.dead ??= err;
-    this.rejectAll(err);
+    this.unreachable = err;
+    this.unreachableSince = Date.now();
+    // Calls the runtime may still be running: cancelled there once it answers again.
+    for (const id of this.calls.keys()) this.lost.add(id);
+    this.rejectAll(err, false);
+    this.emitter.emit({ type: "unreachable", missed: misses });
+  }
+
+  private onReachable(): void {
+    this.unreachable = undefined;
+    for (const id of this.lost) void this.sendCancel(id).catch(() => undefined);
+    this.lost.clear();
+    this.emitter.emit({ type: "reachable", afterMs: Date.now() - this.unreachableSince });
+  }
+
+  // The transport connected a channel anew (ZeroMQ cut it over a frame past our limit):
+  // whatever was in flight on it will not be answered, so it must not wait for ever.
+  private onReset(channel: Channel, why: string): void {
+    const err = new ProtocolError(`the ${channel} channel was reset: ${why}; what was in flight on it is lost`, { context: { channel } });
+    if (channel === "control") {
+      for (const [id, w] of this.control) {
+        clearTimeout(w.timer);
+        w.reject(err);
+        this.control.delete(id);
+      }
+      return;
+    }
+    for (const call of [...this.calls.values()]) {
+      call.reject(err);
+      void this.sendCancel(call.id).catch(() => undefined); // it may still run there
+    }
   }
 
   private async sendCancel(id: string): Promise<boolean> {
@@ -667,7 +735,11 @@ export class Runtime implements AsyncDisposable {
   }
 
   private async receiveLoop(): Promise<void> {
-    for await (const { channel, frames } of this.link.incoming()) {
+    for await (const { channel, frames, reset } of this.link.incoming()) {
+      if (reset !== undefined) {
+        this.onReset(channel, reset);
+        continue;
+      }
       const r = decodeMessage(frames, {
         key: this.key,
         signedBuffers: this.signedBuffers,
@@ -705,10 +777,6 @@ export class Runtime implements AsyncDisposable {
       call.reject(new ProtocolError(`reply speaks protocol ${header.version}`, { context: { remoteCode: "unsupported_version" } }));
       return;
     }
-    if (unsignedBuffers(msg, this.signedBuffers)) {
-      call.reject(new ProtocolError("the runtime sent unsigned buffers on a connection that requires signed ones", { context: { remoteCode: "malformed" } }));
-      return;
-    }
     let decoded: Record<string, unknown>;
     try {
       decoded = decodeTensors(content, checkDescriptors(header.buffers, msg.buffers), msg.buffers) as Record<string, unknown>;
@@ -724,7 +792,7 @@ export class Runtime implements AsyncDisposable {
         call.resolve(decoded.value);
         break;
       case "error":
-        call.reject(toPythonError(decoded, { method: call.method }));
+        call.reject(decoded.ename === "MessageTooLarge" ? tooLargeReply(decoded, call.method) : toPythonError(decoded, { method: call.method }));
         break;
       case "cancelled":
         call.reject(new CancelledError(`${call.method} was cancelled (${String(decoded.reason)})`, { context: { reason: decoded.reason, method: call.method } }));
@@ -770,10 +838,11 @@ export class Runtime implements AsyncDisposable {
     if (!expected) this.emitter.end();
   }
 
-  private rejectAll(err: NearposError): void {
+  private rejectAll(err: NearposError, control = true): void {
     for (const call of [...this.calls.values()]) {
       call.reject(this.aborted.has(call.id) ? new CancelledError(`${call.method} was cancelled (the runtime is gone)`, { cause: err }) : err);
     }
+    if (!control) return; // (pending control requests, the watch's heartbeat among them, time out by themselves)
     for (const [id, w] of this.control) {
       clearTimeout(w.timer);
       w.reject(err);
@@ -805,7 +874,12 @@ export class Runtime implements AsyncDisposable {
       return;
     }
     const proc = this.proc;
-    if (proc?.alive) {
+    if (proc?.alive && this.unreachable) {
+      // Stalled (stopped, hung): it would not answer, and a stopped process does not even
+      // take SIGTERM. SIGKILL is delivered regardless.
+      proc.kill("SIGKILL");
+      await proc.waitExit(CLOSE_STEP_MS);
+    } else if (proc?.alive) {
       try {
         await this.request("shutdown_request", {}, CLOSE_STEP_MS) as unknown as ShutdownReply;
       } catch {
@@ -834,6 +908,13 @@ export class Runtime implements AsyncDisposable {
     if (proc) await proc.removeDir();
     this.emitter.end();
   }
+}
+
+// The runtime's answer instead of a result or event larger than this client accepts.
+function tooLargeReply(content: Record<string, unknown>, method: string): MessageTooLargeError {
+  const bytes = Number(content.nbytes);
+  const limit = Number(content.max_message_bytes);
+  return new MessageTooLargeError("reply", bytes, limit, String(content.evalue ?? `a reply of ${method} was too large`), { context: { method } });
 }
 
 function toPythonError(content: Record<string, unknown>, context: Record<string, unknown> = {}): PythonError {

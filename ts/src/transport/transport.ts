@@ -1,10 +1,15 @@
 /** The two logical channels of the protocol. */
 export type Channel = "request" | "control";
 
-/** One multipart message received on a channel. */
+/** One multipart message received on a channel, or word that the channel was reset. */
 export interface IncomingFrames {
   channel: Channel;
   frames: Uint8Array[];
+  /**
+   * Set (with `frames` empty) when the transport had to connect the channel anew: messages
+   * in flight on the old connection, both ways, may be lost. Says why.
+   */
+  reset?: string;
 }
 
 /** Endpoints a transport connects to (from the connection file). */
@@ -35,5 +40,15 @@ export interface Transport {
   readonly closed: boolean;
 }
 
+/** What a transport is told when it connects. */
+export interface TransportOptions {
+  /**
+   * Largest message this client accepts, all frames together, in bytes. A transport that
+   * can refuse larger input before allocating it (ZeroMQ's ZMQ_MAXMSGSIZE) does so; the
+   * exact check stays with the protocol layer.
+   */
+  maxMessageBytes?: number;
+}
+
 /** Builds and connects a transport. */
-export type TransportFactory = (endpoints: Endpoints) => Promise<Transport>;
+export type TransportFactory = (endpoints: Endpoints, options?: TransportOptions) => Promise<Transport>;

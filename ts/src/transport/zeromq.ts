@@ -1,10 +1,20 @@
 import { Dealer } from "zeromq";
-import type { Channel, Endpoints, IncomingFrames, Transport } from "./transport.ts";
+import type { Channel, Endpoints, IncomingFrames, Transport, TransportOptions } from "./transport.ts";
 import { AsyncQueue } from "./queue.ts";
+import { socketFrameLimit } from "../protocol/wire.ts";
+
+/** How long after a disconnect ZeroMQ gets to show that it reconnects by itself. */
+const RECONNECT_GRACE_MS = 1000;
 
 /**
  * ZeroMQ transport: one DEALER per channel, linger 0 (so exit never hangs on unsent
  * messages), and a send queue per socket, since zeromq.js allows one pending send.
+ *
+ * With `maxMessageBytes`, ZeroMQ refuses a frame far over it as its size arrives
+ * (ZMQ_MAXMSGSIZE: the limit plus headroom), before allocating it, by closing that
+ * connection; a connecting socket then does not reconnect by itself. The transport sees
+ * the disconnect that no reconnect follows, connects again, and reports it as a `reset`
+ * (what was in flight on that connection is lost).
  */
 export class ZeroMQTransport implements Transport {
   readonly name = "zeromq";
@@ -13,9 +23,10 @@ export class ZeroMQTransport implements Transport {
   private readonly queue = new AsyncQueue<IncomingFrames>();
   private isClosed = false;
 
-  private constructor(endpoints: Endpoints) {
+  private constructor(endpoints: Endpoints, options: TransportOptions) {
+    const limit = options.maxMessageBytes === undefined ? -1 : socketFrameLimit(options.maxMessageBytes);
     const make = (endpoint: string): Dealer => {
-      const s = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+      const s = new Dealer({ linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0, maxMessageSize: limit });
       s.connect(endpoint);
       return s;
     };
@@ -23,11 +34,15 @@ export class ZeroMQTransport implements Transport {
     this.tails = { request: Promise.resolve(), control: Promise.resolve() };
     void this.pump("request");
     void this.pump("control");
+    if (limit >= 0) {
+      void this.watchCuts("request", endpoints.request);
+      void this.watchCuts("control", endpoints.control);
+    }
   }
 
   /** Connects both channels. ZeroMQ connects lazily: this does not wait for the peer. */
-  static async connect(endpoints: Endpoints): Promise<ZeroMQTransport> {
-    return new ZeroMQTransport(endpoints);
+  static async connect(endpoints: Endpoints, options: TransportOptions = {}): Promise<ZeroMQTransport> {
+    return new ZeroMQTransport(endpoints, options);
   }
 
   get closed(): boolean {
@@ -52,6 +67,45 @@ export class ZeroMQTransport implements Transport {
     this.isClosed = true;
     for (const s of Object.values(this.sockets)) s.close();
     this.queue.end();
+  }
+
+  // A disconnect followed by no reconnect attempt is ZeroMQ's answer to a protocol error
+  // (here: a frame over ZMQ_MAXMSGSIZE): connect anew, and say so.
+  private async watchCuts(channel: Channel, endpoint: string): Promise<void> {
+    const socket = this.sockets[channel];
+    let pending: NodeJS.Timeout | undefined;
+    try {
+      for await (const event of socket.events) {
+        if (event.type === "disconnect") {
+          clearTimeout(pending);
+          pending = setTimeout(() => this.reconnect(channel, endpoint), RECONNECT_GRACE_MS);
+          pending.unref();
+        } else if (event.type === "connect:retry" || event.type === "connect:delay" || event.type === "connect") {
+          clearTimeout(pending); // ZeroMQ reconnects by itself
+          pending = undefined;
+        }
+      }
+    } catch {
+      // The socket was closed: the watch ends with it.
+    } finally {
+      clearTimeout(pending);
+    }
+  }
+
+  private reconnect(channel: Channel, endpoint: string): void {
+    if (this.isClosed) return;
+    const socket = this.sockets[channel];
+    try {
+      socket.disconnect(endpoint);
+    } catch {
+      // Already forgotten by ZeroMQ.
+    }
+    socket.connect(endpoint);
+    this.queue.push({
+      channel,
+      frames: [],
+      reset: "ZeroMQ closed the connection: the peer sent a frame over this client's maxMessageBytes (refused before it was allocated)",
+    });
   }
 
   private async pump(channel: Channel): Promise<void> {
