@@ -20,20 +20,28 @@ def to_triplets(t: IndicesTuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 def to_pairs(t: IndicesTuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(a1, p, a2, n) from pairs or triplets (triplets: their distinct (a, p), (a, n))."""
+    """(a1, p, a2, n) from pairs or triplets (triplets: (a, p, a, n), one positive and one
+    negative pair per triplet, repeats kept, as PML's convert_to_pairs)."""
     if len(t) == 4:
         return t[0], t[1], t[2], t[3]
     a, p, n = t
+    return a, p, a, n
 
-    def uniq(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(x) == 0:
-            return x, y
-        u = torch.unique(torch.stack([x, y]), dim=1)
-        return u[0], u[1]
 
-    a1, pp = uniq(a, p)
-    a2, nn_ = uniq(a, n)
-    return a1, pp, a2, nn_
+def unique_pairs(a: torch.Tensor, b: torch.Tensor, n_ref: int) -> tuple[torch.Tensor, ...]:
+    """Distinct (a, b) pairs, ascending: a pair given twice counts once, as in a mask."""
+    if len(a) == 0:
+        return a, b
+    key = torch.unique(a * n_ref + b)
+    return key // n_ref, key % n_ref
+
+
+def avg_nonzero(terms: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Mean of the positive terms (PML's AvgNonZeroReducer); a connected zero if none."""
+    keep = terms > 0
+    if not bool(keep.any()):
+        return zero_loss(like)
+    return terms[keep].mean()
 
 
 class TupleLoss(nn.Module):
@@ -90,8 +98,11 @@ class TupleLoss(nn.Module):
 
 
 def pair_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance of aligned rows, with a gradient that stays finite at 0."""
-    return ((x - y).pow(2).sum(1) + 1e-12).sqrt()
+    """Euclidean distance of aligned rows: exactly 0 for equal rows (so a hinge at 0
+    counts them as zero terms), with a zero, finite gradient there."""
+    sq = (x - y).pow(2).sum(1)
+    tiny = torch.finfo(sq.dtype).tiny
+    return torch.where(sq > 0, sq.clamp_min(tiny).sqrt(), torch.zeros_like(sq))
 
 
 def zero_loss(x: torch.Tensor) -> torch.Tensor:

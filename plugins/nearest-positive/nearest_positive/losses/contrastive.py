@@ -1,28 +1,38 @@
-"""Contrastive loss (Hadsell et al. 2006) over positive and negative pairs."""
+"""Contrastive loss (Hadsell et al. 2006) over positive and negative pairs, as PML's."""
 
 from __future__ import annotations
 
 import torch
 
-from .base import IndicesTuple, TupleLoss, pair_distance, to_pairs, zero_loss
+from .base import IndicesTuple, TupleLoss, avg_nonzero, pair_distance, to_pairs, zero_loss
 
 
 class ContrastiveLoss(TupleLoss):
-    """relu(d - pos_margin)^2 for positive pairs, relu(neg_margin - d)^2 for negative
-    pairs, averaged over all pairs.
+    """relu(d - pos_margin) for positive pairs plus relu(neg_margin - d) for negative
+    pairs, each averaged over its non-zero terms (PML's ContrastiveLoss with its default
+    AvgNonZeroReducer, same value and gradient).
 
     Args:
         pos_margin: positive pairs closer than this cost nothing (distance; default 0.0).
         neg_margin: negative pairs farther than this cost nothing (distance; default 1.0).
+        squared: square both hinges, as in Hadsell et al.'s original loss (default False,
+            PML's form).
         normalize: L2-normalise embeddings first (default True).
     """
 
     consumes = "pairs"
 
-    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0, normalize: bool = True):
+    def __init__(
+        self,
+        pos_margin: float = 0.0,
+        neg_margin: float = 1.0,
+        squared: bool = False,
+        normalize: bool = True,
+    ) -> None:
         super().__init__(normalize)
         self.pos_margin = float(pos_margin)
         self.neg_margin = float(neg_margin)
+        self.squared = bool(squared)
 
     def compute(
         self,
@@ -33,9 +43,11 @@ class ContrastiveLoss(TupleLoss):
         ref_labels: torch.Tensor | None,
     ) -> torch.Tensor:
         a1, p, a2, n = to_pairs(indices_tuple)
-        count = len(a1) + len(a2)
-        if count == 0:
-            return zero_loss(x)
-        pos = (pair_distance(x[a1], r[p]) - self.pos_margin).relu().pow(2)
-        neg = (self.neg_margin - pair_distance(x[a2], r[n])).relu().pow(2)
-        return (pos.sum() + neg.sum()) / count
+        total = zero_loss(x)
+        if len(a1):
+            pos = (pair_distance(x[a1], r[p]) - self.pos_margin).relu()
+            total = total + avg_nonzero(pos.square() if self.squared else pos, x)
+        if len(a2):
+            neg = (self.neg_margin - pair_distance(x[a2], r[n])).relu()
+            total = total + avg_nonzero(neg.square() if self.squared else neg, x)
+        return total

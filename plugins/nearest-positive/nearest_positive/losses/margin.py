@@ -1,22 +1,28 @@
-"""Margin loss (Wu et al. 2017, "Sampling matters in deep embedding learning")."""
+"""Margin loss (Wu et al. 2017, "Sampling matters in deep embedding learning"), as PML's."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .base import IndicesTuple, TupleLoss, pair_distance, to_pairs, zero_loss
+from .base import IndicesTuple, TupleLoss, pair_distance, to_triplets, zero_loss
 
 
 class MarginLoss(TupleLoss):
-    """Margin loss: relu(margin + d(a,p) - beta) for positive pairs and
-    relu(margin - d(a,n) + beta) for negative pairs, averaged over the non-zero terms,
-    plus ``nu * beta``.
+    """Per triplet relu(margin + d(a,p) - beta) + relu(margin - d(a,n) + beta), summed and
+    divided by the number of non-zero terms, plus the beta regulariser: PML's MarginLoss
+    (DivisorReducer), same value and gradients (embeddings and beta).
+
+    The regulariser exists only with ``learn_beta`` (as in PML): ``nu * beta`` added as is
+    with one beta; with per-class betas, ``nu`` times the sum of the anchors' betas over
+    the triplets, divided like the margin terms. Pairs are joined into triplets first
+    (every positive with every negative of the same anchor), as PML does.
 
     Args:
         margin: half-width of the band around beta (distance units; default 0.2).
         beta: initial boundary between positive and negative distances (default 1.2).
-        learn_beta: make beta a learnable parameter (default True).
+        learn_beta: make beta a learnable parameter (default True; PML's default is
+            False).
         num_classes: one beta per class when given (labels must be 0..num_classes-1);
             default None: a single beta.
         nu: weight of the beta regulariser (default 0.0).
@@ -37,8 +43,9 @@ class MarginLoss(TupleLoss):
         super().__init__(normalize)
         self.margin = float(margin)
         self.nu = float(nu)
+        self.learn_beta = bool(learn_beta)
         init = torch.full((num_classes or 1,), float(beta))
-        self.beta = nn.Parameter(init, requires_grad=bool(learn_beta))
+        self.beta = nn.Parameter(init, requires_grad=self.learn_beta)
         self.per_class = num_classes is not None
 
     def _beta(self, labels: torch.Tensor | None, a: torch.Tensor) -> torch.Tensor:
@@ -56,16 +63,17 @@ class MarginLoss(TupleLoss):
         labels: torch.Tensor | None,
         ref_labels: torch.Tensor | None,
     ) -> torch.Tensor:
-        a1, p, a2, n = to_pairs(indices_tuple) if len(indices_tuple) == 4 else (
-            indices_tuple[0], indices_tuple[1], indices_tuple[0], indices_tuple[2]
-        )
-        if len(a1) == 0 and len(a2) == 0:
-            return zero_loss(x) + zero_loss(self.beta)
-        pos = (self.margin + pair_distance(x[a1], r[p]) - self._beta(labels, a1)).relu()
-        neg = (self.margin - pair_distance(x[a2], r[n]) + self._beta(labels, a2)).relu()
-        k = int((pos > 0).sum()) + int((neg > 0).sum())
-        total = pos.sum() + neg.sum()
-        beta_reg = self.nu * (self._beta(labels, a1).sum() + self._beta(labels, a2).sum())
-        if k == 0:
-            return zero_loss(x) + zero_loss(self.beta)
-        return (total + beta_reg) / k
+        a, p, n = to_triplets(indices_tuple)
+        zero = zero_loss(x) + zero_loss(self.beta)
+        if len(a) == 0:
+            return zero
+        beta = self._beta(labels, a).to(x.dtype)
+        pos = (self.margin + pair_distance(x[a], r[p]) - beta).relu()
+        neg = (self.margin - pair_distance(x[a], r[n]) + beta).relu()
+        divisor = int((pos > 0).sum()) + int((neg > 0).sum())
+        loss = (pos + neg).sum() / divisor + zero if divisor else zero
+        if not self.learn_beta or not self.nu:
+            return loss
+        if not self.per_class:
+            return loss + self.nu * beta
+        return loss + self.nu * beta.sum() / divisor if divisor else loss

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import torch
 
-from .base import IndicesTuple, TupleLoss, to_pairs, zero_loss
+from .base import IndicesTuple, TupleLoss, to_pairs, unique_pairs, zero_loss
+
+
+def _log1p_sum_exp(t: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+    """Per row: log(1 + sum of exp(t) over the row's entries) (0 for rows without any),
+    shifted by the row maximum so that large exponents do not overflow."""
+    top = t.new_zeros(n).scatter_reduce(0, rows, t.detach(), "amax", include_self=True)
+    s = t.new_zeros(n).index_add(0, rows, torch.exp(t - top[rows]))
+    return top + torch.log(torch.exp(-top) + s)
 
 
 class MultiSimilarityLoss(TupleLoss):
     """Per anchor: 1/alpha log(1 + sum_p exp(-alpha (S_ap - base)))
-    + 1/beta log(1 + sum_n exp(beta (S_an - base))), S = cosine similarity; mean over
-    anchors with at least one pair.
+    + 1/beta log(1 + sum_n exp(beta (S_an - base))), S = cosine similarity; the mean over
+    every row of ``embeddings`` (0 for rows without a pair). A pair given twice counts
+    once. This is PML's MultiSimilarityLoss (mask-based, MeanReducer): same value and
+    gradient.
 
     Args:
         alpha: positive-pair scale (default 2.0).
@@ -37,13 +47,11 @@ class MultiSimilarityLoss(TupleLoss):
         a1, p, a2, n = to_pairs(indices_tuple)
         if len(a1) + len(a2) == 0:
             return zero_loss(x)
-        b = x.shape[0]
+        b, m = x.shape[0], r.shape[0]
+        a1, p = unique_pairs(a1, p, m)
+        a2, n = unique_pairs(a2, n, m)
         sp = (x[a1] * r[p]).sum(1)
         sn = (x[a2] * r[n]).sum(1)
-        pos_sum = x.new_zeros(b).index_add(0, a1, torch.exp(-self.alpha * (sp - self.base)))
-        neg_sum = x.new_zeros(b).index_add(0, a2, torch.exp(self.beta * (sn - self.base)))
-        per_anchor = torch.log1p(pos_sum) / self.alpha + torch.log1p(neg_sum) / self.beta
-        used = torch.zeros(b, dtype=torch.bool, device=x.device)
-        used[a1] = True
-        used[a2] = True
-        return per_anchor[used].mean()
+        pos = _log1p_sum_exp(-self.alpha * (sp - self.base), a1, b) / self.alpha
+        neg = _log1p_sum_exp(self.beta * (sn - self.base), a2, b) / self.beta
+        return (pos + neg).mean()
