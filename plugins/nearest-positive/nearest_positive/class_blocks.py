@@ -13,6 +13,7 @@ is within a tolerance of the best are re-ranked on exactly computed distances
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import torch
@@ -39,11 +40,22 @@ class ClassIndex:
         sorted_labels, self.order = torch.sort(p.ref_labels, stable=True)
         self.lo = torch.searchsorted(sorted_labels, p.labels, side="left")
         self.cnt = torch.searchsorted(sorted_labels, p.labels, side="right") - self.lo
-        m = self.order.shape[0]
-        self.position = torch.empty_like(self.order)  # sorted position of each ref row
-        self.position[self.order] = torch.arange(m, device=self.order.device)
-        # scale of the tie tolerance: |a|^2 + max |r|^2 + 1 bounds the scores' magnitude
-        self.ref_sq_max = p.space.ref_sq.max() if m else p.space.ref_sq.new_zeros(())
+        self._ref_sq = p.space.ref_sq
+
+    # Only the per-class matmul path reads these: built on first use (small batches
+    # never take that path, and there a few tensor ops are a visible share of a step).
+    @functools.cached_property
+    def position(self) -> torch.Tensor:
+        """Sorted position of each reference row."""
+        position = torch.empty_like(self.order)
+        position[self.order] = torch.arange(self.order.shape[0], device=self.order.device)
+        return position
+
+    @functools.cached_property
+    def ref_sq_max(self) -> torch.Tensor:
+        """Scale of the tie tolerance: |a|^2 + max |r|^2 + 1 bounds the scores' size."""
+        sq = self._ref_sq
+        return sq.max() if sq.shape[0] else sq.new_zeros(())
 
 
 def pair_scores(p: Prepared, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

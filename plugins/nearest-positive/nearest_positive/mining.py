@@ -10,7 +10,17 @@ import torch
 
 from ._validation import check_choice
 from .config import SamplerConfig
-from .negatives import NEGATIVE_STRATEGIES, all_negatives, choose_negatives
+from .negatives import (
+    NEGATIVE_STRATEGIES,
+    Negatives,
+    all_negative_triplets,
+    all_negatives,
+    distance_weighted_negatives,
+    group_pairs,
+    hardest_negatives,
+    negative_distance_sums,
+    semihard_negatives,
+)
 from .selection import ON_MISSING, Prepared, choose_positives, make_generator, prepare
 from .tiling import tiles
 
@@ -124,8 +134,14 @@ class Miner:
         ids: torch.Tensor | None = None,
         ref_ids: torch.Tensor | None = None,
     ) -> IndicesTuple:
-        with torch.no_grad():
-            return self._mine(embeddings, labels, ref_emb, ref_labels, ids, ref_ids)
+        if self.options.negatives == "all":  # outputs of B x M size: no copy
+            with torch.no_grad():
+                return self._mine(embeddings, labels, ref_emb, ref_labels, ids, ref_ids)
+        # inference mode trims every op's bookkeeping (about 7% of a small batch's
+        # mining); its tensors cannot index a graph, so the O(B) outputs are copied out
+        with torch.inference_mode():
+            out = self._mine(embeddings, labels, ref_emb, ref_labels, ids, ref_ids)
+        return tuple(t.clone() for t in out)
 
     def _mine(
         self,
@@ -152,7 +168,7 @@ class Miner:
             best, best_s, has = choose_positives(p, o.positives, gen)
             a = torch.nonzero(has).squeeze(1)
             pos, pos_s = best[a], best_s[a]
-        missing = int((~has).sum())
+        missing = n_anchors - len(a) if o.positives != "all" else int((~has).sum())
         if missing and o.on_missing == "error":
             rows = torch.nonzero(~has).squeeze(1)[:10].tolist()
             raise ValueError(
@@ -161,28 +177,7 @@ class Miner:
             )
         anchors_with_pos = torch.unique(a) if o.positives == "all" else a
         ap_dist = p.space.to_distance(pos_s, a)
-
-        if o.negatives in ("all", "hardest"):
-            # these do not depend on the positive: one pass per distinct anchor
-            if o.negatives == "all":
-                na, nn = all_negatives(p, anchors_with_pos)
-            else:
-                neg, ok = choose_negatives(p, anchors_with_pos, None, "hardest", gen)
-                na, nn = anchors_with_pos[ok], neg[ok]
-            if o.output == "pairs":
-                result: IndicesTuple = (a, pos, na, nn)
-                an_a, an_n = na, nn
-            else:
-                ta, tp, tn = _join(a, pos, na, nn, n_anchors)
-                result = (ta, tp, tn)
-                an_a, an_n = ta, tn
-        else:
-            neg, ok = choose_negatives(p, a, pos_s, o.negatives, gen)
-            if o.output == "pairs":
-                result = (a, pos, a[ok], neg[ok])
-            else:
-                result = (a[ok], pos[ok], neg[ok])
-            an_a, an_n = a[ok], neg[ok]
+        result, an_mean = _complete(p, o, a, pos, pos_s, gen)
 
         tuples = len(result[0]) if o.output == "triplets" else len(result[0]) + len(result[2])
         self.last_diagnostics = {
@@ -190,26 +185,86 @@ class Miner:
             "anchors_without_positive": missing,
             "tuples": int(tuples),
             "mean_ap_distance": _mean(ap_dist),
-            "mean_an_distance": _mean(p.space.pair_distance(an_a, an_n)),
+            "mean_an_distance": an_mean,
         }
         return tuple(t.long() for t in result)
 
 
-def _join(
-    a: torch.Tensor, pos: torch.Tensor, na: torch.Tensor, nn: torch.Tensor, n_anchors: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Triplets: every (a, p) row combined with every negative of its anchor."""
-    order = torch.argsort(na, stable=True)
-    na, nn = na[order], nn[order]
-    count = torch.bincount(na, minlength=n_anchors)
-    start = torch.cumsum(count, 0) - count
-    c = count[a]
-    total = int(c.sum())
-    row = torch.repeat_interleave(torch.arange(len(a), device=a.device), c)
-    first = torch.cumsum(c, 0) - c
-    offs = torch.arange(total, device=a.device) - torch.repeat_interleave(first, c)
-    n = nn[torch.repeat_interleave(start[a], c) + offs]
-    return a[row], pos[row], n
+def _complete(
+    p: Prepared,
+    o: MiningOptions,
+    a: torch.Tensor,
+    pos: torch.Tensor,
+    pos_s: torch.Tensor,
+    gen: torch.Generator | None,
+) -> tuple[IndicesTuple, float]:
+    """Negatives for the (a, pos) rows: the indices tuple and the mean anchor-negative
+    distance over its (anchor, negative) entries.
+
+    Pairs with negatives="all" carry every negative pair of every anchor, with or without
+    a positive: the wrapped loss's own negative pairs (PML's get_all_pairs_indices); the
+    sampler changes positives only. The other strategies pick a negative for an
+    (anchor, positive) tuple, as PML's own miners for them do, so an anchor without a
+    positive gets none.
+    """
+    if o.negatives == "all":
+        return _every_negative(p, o, a, pos)
+    return _one_negative(p, o, a, pos, pos_s, gen)
+
+
+def _every_negative(
+    p: Prepared, o: MiningOptions, a: torch.Tensor, pos: torch.Tensor
+) -> tuple[IndicesTuple, float]:
+    """negatives="all": no per-pair work, label masks and one score block per tile."""
+    if o.output == "pairs":
+        everyone = torch.arange(p.space.anchors.shape[0], device=a.device)
+        na, nn = all_negatives(p)
+        sums, counts = negative_distance_sums(p, everyone)
+        return (a, pos, na, nn), _ratio(sums.sum(), counts.sum())
+    result = all_negative_triplets(p, a, pos)
+    # triplets repeat an anchor's negatives once per positive: weight by that count
+    g = group_pairs(a, o.positives != "all")
+    sums, counts = negative_distance_sums(p, g.anchors)
+    per = torch.bincount(g.group, minlength=len(g.anchors)).to(sums.dtype)
+    return result, _ratio((sums * per).sum(), (counts * per).sum())
+
+
+def _one_negative(
+    p: Prepared,
+    o: MiningOptions,
+    a: torch.Tensor,
+    pos: torch.Tensor,
+    pos_s: torch.Tensor,
+    gen: torch.Generator | None,
+) -> tuple[IndicesTuple, float]:
+    """One negative per (anchor, positive) row (hardest: per anchor in pair output)."""
+    distinct = o.positives != "all"  # one row per anchor, ascending
+    if o.negatives == "hardest":
+        # independent of the positive: one search per distinct anchor
+        if distinct:
+            r = hardest_negatives(p, a)
+        else:
+            g = group_pairs(a)
+            hard = hardest_negatives(p, g.anchors)
+            if o.output == "pairs":  # one negative pair per anchor
+                ok = hard.ok
+                result: IndicesTuple = (a, pos, g.anchors[ok], hard.index[ok])
+                return result, _mean(p.space.to_distance(hard.score[ok], g.anchors[ok]))
+            r = Negatives(hard.index[g.group], hard.ok[g.group], hard.score[g.group])
+    elif o.negatives == "semihard":
+        r = semihard_negatives(p, a, pos_s, distinct)
+    else:
+        r = distance_weighted_negatives(p, a, gen, distinct)
+    if bool(r.ok.all()):  # the usual case: no row to drop
+        an_a, an_n, an_s, an_p = a, r.index, r.score, pos
+    else:
+        an_a, an_n, an_s, an_p = a[r.ok], r.index[r.ok], r.score[r.ok], pos[r.ok]
+    result = (a, pos, an_a, an_n) if o.output == "pairs" else (an_a, an_p, an_n)
+    return result, _mean(p.space.to_distance(an_s, an_a))
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> float:
+    return float(num) / float(den) if float(den) else float("nan")
 
 
 def warn_small_k(labels: torch.Tensor) -> None:

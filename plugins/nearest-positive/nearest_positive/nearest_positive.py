@@ -100,6 +100,8 @@ class NearestPositive(nn.Module):
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if self.memory.size == 0 and not self.config.distributed:
+            return self._forward_in_batch(embeddings, labels, ids)
         check_embeddings(embeddings, "embeddings")
         check_index_vector(labels, "labels", embeddings.shape[0], "embeddings")
         labels = labels.to(embeddings.device)
@@ -137,12 +139,17 @@ class NearestPositive(nn.Module):
             ref_ids = torch.cat([g_ids, mem[2]])
 
         local_ids = g_ids[offset : offset + embeddings.shape[0]]
-        tup = self.miner(
-            embeddings.detach(), labels, ref.detach(), ref_lab, ids=local_ids, ref_ids=ref_ids
-        )
+        if mem is None and not self.config.distributed:  # the batch is its own reference
+            tup = self.miner(embeddings.detach(), labels, ids=local_ids)
+        else:
+            tup = self.miner(
+                embeddings.detach(), labels, ref.detach(), ref_lab, ids=local_ids,
+                ref_ids=ref_ids,
+            )
         self.last_diagnostics = dict(self.miner.last_diagnostics)
-        anchor_slots = (0,) if len(tup) == 3 else (0, 2)
-        tup = tuple(t + offset if i in anchor_slots else t for i, t in enumerate(tup))
+        if offset:
+            anchor_slots = (0,) if len(tup) == 3 else (0, 2)
+            tup = tuple(t + offset if i in anchor_slots else t for i, t in enumerate(tup))
         if self.config.distributed:
             tup = tuple(dist_utils.gather(t)[0] for t in tup)
 
@@ -153,6 +160,20 @@ class NearestPositive(nn.Module):
         if self.config.distributed and self.config.scale_by_world_size:
             value = value * world
         return value
+
+    def _forward_in_batch(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The batch is its own reference: the miner checks every input (once: each check
+        is a pass over the batch), ids default to positions."""
+        emb = embeddings.detach() if isinstance(embeddings, torch.Tensor) else embeddings
+        tup = self.miner(emb, labels, ids=ids)
+        labels = labels.to(embeddings.device)
+        if not self._warned:
+            warn_small_k(labels)
+            self._warned = True
+        self.last_diagnostics = dict(self.miner.last_diagnostics)
+        return self._call_loss(embeddings, labels, tup, None, None)
 
     def _call_loss(
         self,

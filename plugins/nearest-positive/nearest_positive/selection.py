@@ -10,7 +10,7 @@ from ._ids import SelfMatches
 from ._validation import check_choice, check_inputs, check_tile_size
 from .class_blocks import ClassIndex, choose_in_blocks
 from .distances import DISTANCES, Space
-from .tiling import tile_rows, tiles
+from .tiling import tile_rows
 
 POSITIVE_STRATEGIES: tuple[str, ...] = ("nearest", "hardest", "random")
 ON_MISSING: tuple[str, ...] = ("drop", "error")
@@ -68,8 +68,12 @@ def prepare(
     space = Space.build(emb, ref, distance, bool(normalize))
     if ref is None:
         rlab = lab
-        own = torch.arange(emb.shape[0], device=device) if i is None else i.to(device).long()
-        matches = SelfMatches.from_ids(own, own)
+        if i is None:  # positions: each row is its own only copy (no sort needed)
+            own = torch.arange(emb.shape[0], device=device)
+            matches = SelfMatches(own, torch.ones_like(own), own)
+        else:
+            own = i.to(device).long()
+            matches = SelfMatches.from_ids(own, own)
         a_ids, r_ids = own, own
     elif i is None:
         # A separate reference set with no ids shares no identity with the batch.
@@ -96,25 +100,30 @@ GROUPED_BUDGET_BYTES = 16 * 2**20
 
 
 def choose_positives_grouped(
-    p: Prepared, ci: ClassIndex, anchors: torch.Tensor, strategy: str,
+    p: Prepared, ci: ClassIndex, anchors: torch.Tensor | None, strategy: str,
     generator: torch.Generator | None,
     best: torch.Tensor, best_score: torch.Tensor, found: torch.Tensor,
 ) -> None:
-    """Positives of `anchors` compared within each label only: each anchor gathers its
-    class's reference rows (sorted by label, then index) and measures exact distances."""
+    """Positives of `anchors` (None: every anchor) compared within each label only: each
+    anchor gathers its class's reference rows (sorted by label, then index) and measures
+    exact distances."""
     sp = p.space
-    if len(anchors) == 0:
+    n = sp.anchors.shape[0] if anchors is None else len(anchors)
+    if n == 0:
         return
-    kmax = max(int(ci.cnt[anchors].max()), 1)
+    kmax = max(int((ci.cnt if anchors is None else ci.cnt[anchors]).max()), 1)
     d = sp.anchors.shape[1]
     device = sp.anchors.device
     rows_per = max(1, GROUPED_BUDGET_BYTES // (kmax * (d + 4) * sp.anchors.element_size()))
     k = torch.arange(kmax, device=device)
     m = sp.refs.shape[0]
-    for part in tiles(len(anchors), rows_per, device):
-        rows = anchors[part]
+    for lo in range(0, n, rows_per):
+        # every anchor: tiles are slices (views, no index copies: small batches feel them)
+        rows: slice | torch.Tensor = (
+            slice(lo, lo + rows_per) if anchors is None else anchors[lo : lo + rows_per]
+        )
         valid = k.unsqueeze(0) < ci.cnt[rows].unsqueeze(1)
-        cand = ci.order[(ci.lo[rows].unsqueeze(1) + k).clamp(max=m - 1)]
+        cand = ci.order[(ci.lo[rows].unsqueeze(1) + k).clamp_(max=m - 1)]
         if p.ids is not None and p.ref_ids is not None:
             valid &= p.ref_ids[cand] != p.ids[rows].unsqueeze(1)
         a = sp.anchors[rows].unsqueeze(1)
@@ -122,7 +131,7 @@ def choose_positives_grouped(
         if sp.kind == "cosine":
             score = r.mul_(a).sum(-1).neg_()
         else:  # exact squared distance, in score units (d^2 - |a|^2)
-            score = r.sub_(a).square_().sum(-1) - sp.anchor_sq[rows].unsqueeze(1)
+            score = r.sub_(a).square_().sum(-1).sub_(sp.anchor_sq[rows].unsqueeze(1))
         if strategy == "nearest":
             val, j = score.masked_fill(~valid, float("inf")).min(1)
         elif strategy == "hardest":
@@ -154,6 +163,9 @@ def choose_positives(
     if n == 0 or p.space.refs.shape[0] == 0:
         return best, best_score, found
     ci = ClassIndex(p)
+    if int(ci.cnt.max()) <= GROUPED_MAX_ROWS:  # the usual P x K batch: one path, no split
+        choose_positives_grouped(p, ci, None, strategy, generator, best, best_score, found)
+        return best, best_score, found
     small = ci.cnt <= GROUPED_MAX_ROWS
     has_class = ci.cnt > 0
     grouped = torch.nonzero(small & has_class).squeeze(1)
