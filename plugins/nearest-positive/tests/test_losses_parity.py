@@ -11,9 +11,18 @@ pml_losses = pytest.importorskip("pytorch_metric_learning.losses")
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu  # noqa: E402
 
 from nearest_positive import NearestPositiveMiner, create_loss  # noqa: E402
+from nearest_positive.losses import base as loss_base  # noqa: E402
 
 CASES = ["none", "nearest-triplets", "nearest-pairs", "semihard-all", "random-triplets",
          "random-pairs", "reference"]
+
+
+@pytest.fixture(params=["gather", "matrix"])
+def metric_path(request, monkeypatch):
+    """Few pairs: two gathered rows per pair; many: one B x M matrix, then indexing."""
+    limit = float("inf") if request.param == "gather" else 0.0
+    monkeypatch.setattr(loss_base, "MATRIX_MIN_PAIRS_PER_ENTRY", limit)
+    return request.param
 
 
 def batch(seed: int, n_classes: int = 5, k: int = 4, d: int = 8):
@@ -67,7 +76,7 @@ def assert_same(ours, theirs):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("seed", range(3))
-def test_triplet_equals_pml_triplet_margin_loss(case, seed):
+def test_triplet_equals_pml_triplet_margin_loss(case, seed, metric_path):
     e, y, g = batch(seed)
     tup, ref, ref_y = tuples(case, e, y, g, "triplets")
     ours = create_loss("triplet", margin=0.3)
@@ -78,7 +87,7 @@ def test_triplet_equals_pml_triplet_margin_loss(case, seed):
 @pytest.mark.parametrize("per_class", [False, True], ids=["one-beta", "per-class"])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("seed", range(3))
-def test_margin_equals_pml_margin_loss_with_learned_beta(case, seed, per_class):
+def test_margin_equals_pml_margin_loss_with_learned_beta(case, seed, per_class, metric_path):
     e, y, g = batch(seed)
     tup, ref, ref_y = tuples(case, e, y, g, "triplets")
     kw = dict(margin=0.2, beta=1.1, nu=0.05, num_classes=6 if per_class else None)
@@ -90,7 +99,7 @@ def test_margin_equals_pml_margin_loss_with_learned_beta(case, seed, per_class):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("seed", range(3))
-def test_contrastive_equals_pml_contrastive_loss(case, seed):
+def test_contrastive_equals_pml_contrastive_loss(case, seed, metric_path):
     e, y, g = batch(seed)
     tup, ref, ref_y = tuples(case, e, y, g, "pairs")
     ours = create_loss("contrastive", pos_margin=0.2, neg_margin=1.1)
@@ -100,7 +109,7 @@ def test_contrastive_equals_pml_contrastive_loss(case, seed):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("seed", range(3))
-def test_multi_similarity_equals_pml(case, seed):
+def test_multi_similarity_equals_pml(case, seed, metric_path):
     e, y, g = batch(seed)
     tup, ref, ref_y = tuples(case, e, y, g, "pairs")
     ours = create_loss("multi-similarity", alpha=2.0, beta=40.0, base=0.4)

@@ -97,12 +97,45 @@ class TupleLoss(nn.Module):
         raise NotImplementedError
 
 
-def pair_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance of aligned rows: exactly 0 for equal rows (so a hinge at 0
-    counts them as zero terms), with a zero, finite gradient there."""
-    sq = (x - y).pow(2).sum(1)
+def _safe_sqrt(sq: torch.Tensor) -> torch.Tensor:
+    """sqrt that is exactly 0 at 0 (a hinge at 0 then counts equal rows as zero terms),
+    with a zero, finite gradient there."""
     tiny = torch.finfo(sq.dtype).tiny
     return torch.where(sq > 0, sq.clamp_min(tiny).sqrt(), torch.zeros_like(sq))
+
+
+def pair_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance of aligned rows."""
+    return _safe_sqrt((x - y).pow(2).sum(1))
+
+
+#: Pairs per (row, reference row) entry from which one B x M matrix (a matmul, then
+#: indexing, as PML computes every loss) beats gathering two d-vectors per pair: the
+#: all-negatives tuples number about B x M, gathering them is memory traffic of
+#: B x M x d with its backward scatter.
+MATRIX_MIN_PAIRS_PER_ENTRY = 1 / 16
+
+
+class PairMetric:
+    """Euclidean distances (or dot products) of index pairs (rows of x, rows of r)."""
+
+    def __init__(self, x: torch.Tensor, r: torch.Tensor, n_pairs: int, dot: bool = False):
+        self.x, self.r, self.dot = x, r, dot
+        self.mat: torch.Tensor | None = None
+        if n_pairs >= MATRIX_MIN_PAIRS_PER_ENTRY * x.shape[0] * r.shape[0]:
+            prod = x @ r.t()
+            if dot:
+                self.mat = prod
+            else:
+                sq = (x * x).sum(1, keepdim=True) + (r * r).sum(1) - 2.0 * prod
+                self.mat = _safe_sqrt(sq.clamp_min(0.0))
+
+    def __call__(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        if self.mat is not None:
+            return self.mat[rows, cols]
+        if self.dot:
+            return (self.x[rows] * self.r[cols]).sum(1)
+        return pair_distance(self.x[rows], self.r[cols])
 
 
 def zero_loss(x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import IndicesTuple, TupleLoss, avg_nonzero, pair_distance, to_pairs, zero_loss
+from .base import IndicesTuple, PairMetric, TupleLoss, avg_nonzero, to_pairs, zero_loss
 
 
 class ContrastiveLoss(TupleLoss):
@@ -44,10 +44,11 @@ class ContrastiveLoss(TupleLoss):
     ) -> torch.Tensor:
         a1, p, a2, n = to_pairs(indices_tuple)
         total = zero_loss(x)
+        dist = PairMetric(x, r, len(a1) + len(a2))
         if len(a1):
-            pos = (pair_distance(x[a1], r[p]) - self.pos_margin).relu()
+            pos = (dist(a1, p) - self.pos_margin).relu()
             total = total + avg_nonzero(pos.square() if self.squared else pos, x)
         if len(a2):
-            neg = (self.neg_margin - pair_distance(x[a2], r[n])).relu()
+            neg = (self.neg_margin - dist(a2, n)).relu()
             total = total + avg_nonzero(neg.square() if self.squared else neg, x)
         return total

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import IndicesTuple, TupleLoss, pair_distance, to_triplets, zero_loss
+from .base import IndicesTuple, PairMetric, TupleLoss, to_triplets, zero_loss
 
 
 class MarginLoss(TupleLoss):
@@ -68,8 +68,9 @@ class MarginLoss(TupleLoss):
         if len(a) == 0:
             return zero
         beta = self._beta(labels, a).to(x.dtype)
-        pos = (self.margin + pair_distance(x[a], r[p]) - beta).relu()
-        neg = (self.margin - pair_distance(x[a], r[n]) + beta).relu()
+        dist = PairMetric(x, r, 2 * len(a))
+        pos = (self.margin + dist(a, p) - beta).relu()
+        neg = (self.margin - dist(a, n) + beta).relu()
         divisor = int((pos > 0).sum()) + int((neg > 0).sum())
         loss = (pos + neg).sum() / divisor + zero if divisor else zero
         if not self.learn_beta or not self.nu:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import IndicesTuple, TupleLoss, to_pairs, unique_pairs, zero_loss
+from .base import IndicesTuple, PairMetric, TupleLoss, to_pairs, unique_pairs, zero_loss
 
 
 def _log1p_sum_exp(t: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -50,8 +50,8 @@ class MultiSimilarityLoss(TupleLoss):
         b, m = x.shape[0], r.shape[0]
         a1, p = unique_pairs(a1, p, m)
         a2, n = unique_pairs(a2, n, m)
-        sp = (x[a1] * r[p]).sum(1)
-        sn = (x[a2] * r[n]).sum(1)
+        sim = PairMetric(x, r, len(a1) + len(a2), dot=True)
+        sp, sn = sim(a1, p), sim(a2, n)
         pos = _log1p_sum_exp(-self.alpha * (sp - self.base), a1, b) / self.alpha
         neg = _log1p_sum_exp(self.beta * (sn - self.base), a2, b) / self.beta
         return (pos + neg).mean()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import IndicesTuple, TupleLoss, pair_distance, to_triplets, zero_loss
+from .base import IndicesTuple, PairMetric, TupleLoss, to_triplets, zero_loss
 
 
 class TripletLoss(TupleLoss):
@@ -36,7 +36,8 @@ class TripletLoss(TupleLoss):
         a, p, n = to_triplets(indices_tuple)
         if len(a) == 0:
             return zero_loss(x)
-        terms = (pair_distance(x[a], r[p]) - pair_distance(x[a], r[n]) + self.margin).relu()
+        dist = PairMetric(x, r, 2 * len(a))
+        terms = (dist(a, p) - dist(a, n) + self.margin).relu()
         if self.average_nonzero:
             k = int((terms > 0).sum())
             return terms.sum() / k if k else zero_loss(x)
