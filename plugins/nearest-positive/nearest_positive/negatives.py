@@ -24,9 +24,9 @@ DW_NONZERO_LOSS_CUTOFF = 1.4
 
 #: Semi-hard with at most this many pairs per anchor compares the anchor's score row
 #: with each pair's positive score (one pass per pair slot); above it, each row is sorted
-#: once and every pair is placed by binary search. A stable sort of a row costs about as
-#: much as 4 masked passes (measured on CPU at 512 x 2048).
-SEMIHARD_SLOT_MAX = 4
+#: once and every pair is placed by binary search. Measured on one CPU thread at B = 512
+#: and 2048: the two cost the same at 12 to 15 pairs per anchor.
+SEMIHARD_SLOT_MAX = 12
 
 #: Anchor rows of a tile: an index tensor, or a slice when the tile is a run of rows.
 Rows = torch.Tensor | slice
