@@ -66,12 +66,18 @@ class Space:
             self.ref_sq.unsqueeze(0), a, self.refs.t(), beta=1.0, alpha=-2.0, out=out
         )
 
-    def to_distance(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Distances from scores; `rows` are the anchors the scores belong to (broadcast)."""
+    def to_distance(
+        self, scores: torch.Tensor, rows: torch.Tensor, inplace: bool = False
+    ) -> torch.Tensor:
+        """Distances from scores; `rows` are the anchors the scores belong to (broadcast).
+        `inplace` overwrites `scores` (no block-sized copies on large tiles)."""
         if self.kind == "cosine":
-            return scores + 1.0
-        sq = (scores + self.anchor_sq[rows].view(-1, *([1] * (scores.dim() - 1)))).clamp_min(0)
-        return sq.sqrt() if self.kind == "euclidean" else sq
+            return scores.add_(1.0) if inplace else scores + 1.0
+        shift = self.anchor_sq[rows].view(-1, *([1] * (scores.dim() - 1)))
+        sq = scores.add_(shift).clamp_min_(0) if inplace else (scores + shift).clamp_min(0)
+        if self.kind != "euclidean":
+            return sq
+        return sq.sqrt_() if inplace else sq.sqrt()
 
     def pair_distance(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """Distances of explicit (anchor, reference) pairs, computed directly."""

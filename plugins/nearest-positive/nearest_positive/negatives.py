@@ -148,14 +148,6 @@ def all_negative_triplets(
     return _cat(out_a, a.device), _cat(out_p, a.device), _cat(out_n, a.device)
 
 
-def _distance_(p: Prepared, s: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Space.to_distance in place on a score block (saves two block-sized copies)."""
-    if p.space.kind == "cosine":
-        return s.add_(1.0)
-    s.add_(p.space.anchor_sq[anchors].unsqueeze(1)).clamp_min_(0.0)
-    return s.sqrt_() if p.space.kind == "euclidean" else s
-
-
 def negative_distance_sums(
     p: Prepared, anchors: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +158,7 @@ def negative_distance_sums(
     for rows in tiles(len(anchors), p.rows_per_tile, anchors.device):
         a = anchors[rows]
         same = _same_mask(p, a)
-        d = _distance_(p, p.space.scores(a), a)
+        d = p.space.to_distance(p.space.scores(a), a, inplace=True)
         sums[rows] = d.masked_fill_(same, 0.0).sum(1)
         counts[rows] = same.shape[1] - same.sum(1)
     return sums, counts
