@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .atomic import write_atomic
 from .config import CosineSchedule, StepSchedule, TrainConfig
 from .data import DataBundle, Samples, load_data
 from .losses import build_loss
@@ -113,11 +114,10 @@ def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Opti
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file then os.replace: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through :func:`write_atomic`: a unique temporary per call, fsynced, then
+    renamed over ``path``; readers see the previous file or the new one, the last of
+    concurrent writers wins, and a failed or killed save leaves the previous file intact."""
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

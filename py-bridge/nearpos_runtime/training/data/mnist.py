@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_atomic
 from ..config import MnistData
 from .base import DataBundle, DataError, TensorSamples, stratified_split
 
@@ -51,10 +52,8 @@ def load_digits(directory: Path) -> tuple[np.ndarray, np.ndarray]:
         xs.append(flat.reshape(-1, 784))
         ys.append(np.full(xs[-1].shape[0], digit, dtype=np.int64))
     x, y = np.concatenate(xs), np.concatenate(ys)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f"mnist.{os.getpid()}.tmp.npz")
-    np.savez(tmp, x=x, y=y, source=np.array(key))
-    os.replace(tmp, cache)
+    # Concurrent first loads each write their own temporary; the last rename wins.
+    write_atomic(cache, lambda f: np.savez(f, x=x, y=y, source=np.array(key)))
     return x, y
 
 
