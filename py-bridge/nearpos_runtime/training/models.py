@@ -11,9 +11,42 @@ from torch import nn
 
 from .config import ConvNetModel, MlpModel, TorchvisionModel
 
+#: Largest model built (parameters): 1 GiB of float32 weights, four times that with Adam's
+#: state and the gradients. The schema bounds each width; the product needs the data's
+#: input size, so it is checked here, before anything is allocated.
+MAX_PARAMETERS = 2**28
+
 
 class ModelError(ValueError):
-    """A model that cannot be built, with the reason."""
+    """A model that cannot be built from its config, with the reason (a config mistake)."""
+
+    code = "invalid_params"
+
+
+def parameter_count(spec: MlpModel | ConvNetModel | TorchvisionModel, in_features: int) -> int:
+    """Parameters of the network ``spec`` describes on ``in_features`` inputs (mlp, convnet;
+    0 for torchvision backbones, whose size is fixed)."""
+    if isinstance(spec, MlpModel):
+        widths = [in_features, *spec.hidden, spec.embedding_dim]
+        return sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+    if isinstance(spec, ConvNetModel):
+        chans = [spec.in_channels, *spec.channels]
+        convs = sum(a * b * 9 + 3 * b for a, b in zip(chans, chans[1:], strict=False))
+        return convs + (chans[-1] + 1) * spec.embedding_dim
+    return 0
+
+
+def check_size(spec: MlpModel | ConvNetModel | TorchvisionModel, in_features: int) -> None:
+    """ModelError naming the fields when the model would be over :data:`MAX_PARAMETERS`."""
+    n = parameter_count(spec, in_features)
+    if n > MAX_PARAMETERS:
+        fields = "model.hidden and model.embedding_dim" if isinstance(spec, MlpModel) else (
+            "model.channels and model.embedding_dim"
+        )
+        raise ModelError(
+            f"{fields}: a {spec.kind} on {in_features:,} inputs would have {n:,} parameters, "
+            f"over the limit of {MAX_PARAMETERS:,}; use narrower layers"
+        )
 
 
 class EmbeddingNet(nn.Module):
@@ -48,6 +81,7 @@ class _ToImage(nn.Module):
 
 def build_model(spec: MlpModel | ConvNetModel | TorchvisionModel, in_features: int) -> nn.Module:
     """Build the network a spec describes; ``in_features``: flattened input size."""
+    check_size(spec, in_features)
     if isinstance(spec, MlpModel):
         layers: list[nn.Module] = [_Flatten()]
         width = in_features
@@ -61,8 +95,9 @@ def build_model(spec: MlpModel | ConvNetModel | TorchvisionModel, in_features: i
         side = spec.image_size
         if in_features != spec.in_channels * side * side:
             raise ModelError(
-                f"model convnet expects inputs of {spec.in_channels}x{side}x{side} = "
-                f"{spec.in_channels * side * side} values, the data has {in_features}"
+                f"model.in_channels, model.image_size: model convnet expects inputs of "
+                f"{spec.in_channels}x{side}x{side} = {spec.in_channels * side * side} values, "
+                f"the data has {in_features}"
             )
         layers = [_ToImage(spec.in_channels, side)]
         ch = spec.in_channels

@@ -30,6 +30,13 @@ class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss, bad checkpoint, missing device)."""
 
 
+class ConfigError(TrainingError):
+    """A training that the config itself rules out (a missing or mismatched checkpoint, a
+    device not present, a metric not measured); the message names the field."""
+
+    code = "invalid_params"
+
+
 class TrainingCancelled(Exception):
     """Raised when the ``cancel`` callback returned True; ``step`` steps had completed."""
 
@@ -65,7 +72,7 @@ class TrainResult:
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' requested but CUDA is not available here")
+        raise ConfigError("device: 'cuda' requested but CUDA is not available here")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -123,13 +130,13 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise TrainingError(f"checkpoint not found: {p}")
+        raise ConfigError(f"checkpoint not found: {p}")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TrainingError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"{p} is not a nearpos checkpoint (format {CHECKPOINT_FORMAT})")
+        raise ConfigError(f"{p} is not a nearpos checkpoint (format {CHECKPOINT_FORMAT})")
     return state
 
 
@@ -218,8 +225,8 @@ class Trainer:
         if cfg.resume_from:
             st = load_checkpoint(cfg.resume_from)
             if st["model_spec"] != spec or int(st["in_features"]) != in_features:
-                raise TrainingError(
-                    f"checkpoint {cfg.resume_from} holds model {st['model_spec']} "
+                raise ConfigError(
+                    f"resume_from: checkpoint {cfg.resume_from} holds model {st['model_spec']} "
                     f"({st['in_features']} inputs), the config asks for {spec} ({in_features})"
                 )
             model.load_state_dict(st["model"])
@@ -238,9 +245,9 @@ class Trainer:
                 b = st["best"]
                 best = _Best(int(b["step"]), b["value"], b["val_metrics"], b["model"])
             if start >= cfg.steps:
-                raise TrainingError(
-                    f"checkpoint {cfg.resume_from} is at step {start}; steps = {cfg.steps} "
-                    "leaves nothing to do"
+                raise ConfigError(
+                    f"resume_from, steps: checkpoint {cfg.resume_from} is at step {start}; "
+                    f"steps = {cfg.steps} leaves nothing to do"
                 )
         model.train()
         if cfg.freeze_bn:
@@ -427,7 +434,7 @@ def _metric(metrics: dict[str, dict[str, float]], key: str) -> float:
     value = metrics.get(group, {}).get(name)
     if value is None:
         have = [f"{g}.{n}" for g, ms in metrics.items() for n in ms]
-        raise TrainingError(f"select_on: no validation metric {key!r}; have {', '.join(have)}")
+        raise ConfigError(f"select_on: no validation metric {key!r}; have {', '.join(have)}")
     return float(value)
 
 

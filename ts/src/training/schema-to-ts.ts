@@ -1,7 +1,9 @@
 /**
  * A small JSON Schema to TypeScript converter for the runtime's pydantic schemas.
- * Handles what pydantic emits: $ref/$defs, objects, arrays, anyOf/oneOf, enum/const and the
- * tensor placeholder (`{"$tensor": i}`, emitted as `Tensor`).
+ * Handles what pydantic emits: $ref/$defs, objects, arrays, anyOf/oneOf, enum/const, the
+ * tensor placeholder (`{"$tensor": i}`, emitted as `Tensor`), and unions tagged by `kind`
+ * written as `allOf` of `if`/`then` branches (config.py `TaggedUnion`): the union of the
+ * `then` types.
  * @internal
  */
 
@@ -17,12 +19,51 @@ function literal(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** "1 to 65536"-style text of a schema's numeric bounds, or undefined. */
+function bounds(s: JsonSchema): string | undefined {
+  const lo = typeof s.minimum === "number" ? `${s.minimum}` : typeof s.exclusiveMinimum === "number" ? `> ${s.exclusiveMinimum}` : undefined;
+  const hi = typeof s.maximum === "number" ? `${s.maximum}` : typeof s.exclusiveMaximum === "number" ? `< ${s.exclusiveMaximum}` : undefined;
+  if (lo && hi) return `${lo.startsWith(">") ? lo : `>= ${lo}`}, ${hi.startsWith("<") ? hi : `<= ${hi}`}`;
+  if (lo) return lo.startsWith(">") ? lo : `>= ${lo}`;
+  if (hi) return hi.startsWith("<") ? hi : `<= ${hi}`;
+  return undefined;
+}
+
+/** Bounds of a field (through `anyOf` with null, and of array items and lengths). */
+function range(s: JsonSchema): string | undefined {
+  const options = (s.anyOf as JsonSchema[] | undefined)?.filter((o) => o.type !== "null") ?? [s];
+  const parts: string[] = [];
+  for (const o of options) {
+    const own = bounds(o);
+    if (own) parts.push(own);
+    const items = o.items as JsonSchema | undefined;
+    const each = items ? bounds(items) : undefined;
+    if (each) parts.push(`each ${each}`);
+    if (typeof o.maxItems === "number") parts.push(`at most ${o.maxItems} items`);
+  }
+  return parts.length ? `Bounds: ${parts.join("; ")}.` : undefined;
+}
+
 function doc(s: JsonSchema, indent: string): string {
   const parts: string[] = [];
   if (typeof s.description === "string") parts.push(s.description);
+  const r = range(s);
+  if (r) {
+    const last = parts.length - 1;
+    if (last >= 0 && !parts[last]?.endsWith(".")) parts[last] = `${parts[last]}.`;
+    parts.push(r);
+  }
   if ("default" in s) parts.push(`@defaultValue ${JSON.stringify(s.default)}`);
   if (parts.length === 0) return "";
   return `${indent}/** ${parts.join(" ").replace(/\*\//g, "*\\/")} */\n`;
+}
+
+/** The `then` schemas of a union written as `allOf: [{if, then}, ...]`, else undefined. */
+function taggedBranches(s: JsonSchema): JsonSchema[] | undefined {
+  const all = s.allOf as JsonSchema[] | undefined;
+  if (!Array.isArray(all) || all.length === 0) return undefined;
+  const thens = all.map((b) => (b && typeof b === "object" && "if" in b ? (b.then as JsonSchema | undefined) : undefined));
+  return thens.every((t): t is JsonSchema => t !== undefined) ? thens : undefined;
 }
 
 /** TypeScript type expression for a schema. */
@@ -33,6 +74,8 @@ export function typeOf(s: JsonSchema, indent = ""): string {
   if (Array.isArray(s.enum)) return s.enum.map(literal).join(" | ");
   const union = (s.anyOf ?? s.oneOf) as JsonSchema[] | undefined;
   if (union) return union.map((u) => typeOf(u, indent)).join(" | ");
+  const tagged = taggedBranches(s);
+  if (tagged) return tagged.map((u) => typeOf(u, indent)).join(" | ");
   switch (s.type) {
     case "string":
       return "string";

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Runtime } from "../runtime/runtime.ts";
-import { CancelledError, PythonError, ValidationError } from "../errors.ts";
+import { CancelledError, ErrorCode, PythonError, ValidationError } from "../errors.ts";
+import { Tensor } from "../tensor.ts";
 import { embed, evaluate, loadCheckpoint, saveCheckpoint, train, type TrainConfig, type TrainEvent } from "./index.ts";
 
 // Small enough for two CPU cores: 1,000 real digits, 5 coarse classes of 2 digits.
@@ -100,6 +101,16 @@ describe("training from TypeScript", () => {
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).field).toContain("batch");
     expect((err as ValidationError).message).toContain("per_clas");
+  });
+
+  it("gives the same bad loss config the same code from train and from loss", async () => {
+    const emb = Tensor.from(Array.from({ length: 24 }, (_, i) => Math.sin(i)), [12, 2]);
+    const labels = Tensor.from([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], [12], "int64");
+    const bad = { bogus: 1 };
+    const fromLoss = rt.loss({ loss: "triplet", loss_config: bad, sampler: "nearest-positive", embeddings: emb, labels });
+    await expect(fromLoss).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.code === ErrorCode.invalidParams && e.evalue.startsWith("params.loss_config:"));
+    const fromTrain = train(rt, config({ loss: { name: "triplet", config: bad } })).result;
+    await expect(fromTrain).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.code === ErrorCode.invalidParams && e.evalue.startsWith("params.loss.config:"));
   });
 
   it("rejects what only Python can check, naming the field, and keeps serving", async () => {

@@ -8,7 +8,10 @@ import torch
 
 
 class DataError(ValueError):
-    """Data that cannot be used, with the reason."""
+    """Data that cannot be used, with the reason: the data a call names (its tensors, its
+    files, its split and batch settings) is the caller's to fix, hence the code."""
+
+    code = "invalid_params"
 
 
 @dataclass
