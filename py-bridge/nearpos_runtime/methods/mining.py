@@ -1,11 +1,14 @@
 """``mine`` and ``loss``: run a plugin's sampler (and a loss it wraps) on given embeddings.
 
 Both estimate their tuple count and memory first (budget.py) and refuse what is over the
-memory budget.
+memory budget. Neither draws from torch's process-wide generator: a sampler config with
+``seed: null`` gets a fresh random seed for the call, so a concurrent training's random
+stream is never touched.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import torch
@@ -80,6 +83,15 @@ def as_given(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]
     return {k: v for k, v in validated.items() if k in given}
 
 
+def own_seed(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The options given, plus a fresh seed where the sampler would otherwise draw from
+    torch's global generator (a ``seed`` option left null)."""
+    config = as_given(validated, given)
+    if "seed" in validated and validated["seed"] is None:
+        config["seed"] = secrets.randbits(62)
+    return config
+
+
 def negatives_fixed(plugin: LoadedPlugin, config: dict[str, Any]) -> bool:
     """True when the sampler has no ``negatives`` option to change (or ignores it)."""
     return getattr(plugin.obj, "negatives", None) is not None or "negatives" not in config
@@ -151,7 +163,7 @@ def mine(ctx: CallContext, params: MineParams) -> dict[str, Any]:
         rows_field="params.embeddings",
     )
     try:
-        miner = plugin.obj.miner(as_given(config, params.config))
+        miner = plugin.obj.miner(own_seed(config, params.config))
     except (TypeError, ValueError) as exc:
         raise InvalidParams(f"params.config: {exc}") from None
     with torch.no_grad():
@@ -177,7 +189,7 @@ def loss(ctx: CallContext, params: LossParams) -> dict[str, Any]:
         plugin,
         params.loss,
         params.loss_config,
-        as_given(config, params.config),
+        own_seed(config, params.config),
         name_field="params.loss",
         config_field="params.loss_config",
         sampler_field="params.config",

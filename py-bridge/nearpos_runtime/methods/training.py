@@ -84,7 +84,8 @@ def _check_plugins(cfg: TrainConfig) -> None:
 @method(
     "train",
     params=TrainConfig,
-    description="Trains an embedding model; emits step/epoch/eval/checkpoint events.",
+    description="Trains an embedding model; emits queued/step/epoch/eval/checkpoint events. "
+    "Trainings run one at a time, in arrival order.",
 )
 @config_mistakes
 def train(ctx: CallContext, params: TrainConfig) -> dict[str, Any]:
@@ -103,6 +104,7 @@ def train(ctx: CallContext, params: TrainConfig) -> dict[str, Any]:
         "device": result.device,
         "best_step": result.best_step,
         "best_val_metrics": result.best_val_metrics,
+        "queued_s": result.queued_s,
     }
 
 

@@ -8,6 +8,7 @@ from .metrics import evaluate_embeddings, nmi, pca_2d, retrieval_metrics
 from .models import ModelError, build_model
 from .sampler import ClassBalancedSampler
 from .trainer import (
+    RUN_QUEUE,
     ConfigError,
     TrainedModel,
     Trainer,
@@ -20,6 +21,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "RUN_QUEUE",
     "ClassBalancedSampler",
     "ConfigError",
     "DataBundle",

@@ -59,8 +59,20 @@ export interface TrainResult {
   checkpoint: string | null;
   /** Device used ("cpu", "cuda:0" ...). */
   device: string;
+  /** Seconds this run waited for other trainings of the runtime to finish (they run one at a time). */
+  queued_s: number;
 }
 
+/**
+ * `queued` event: the runtime is running other trainings (one at a time, in arrival order);
+ * `ahead` runs come before this one, the running one included. Sent on arrival and whenever
+ * the number drops; the run can be cancelled while it waits.
+ */
+export interface TrainQueuedEvent {
+  type: "queued";
+  seq: number;
+  data: { ahead: number };
+}
 /** `step` event: after each `log_every`-th optimizer step (1-based). */
 export interface TrainStepEvent {
   type: "step";
@@ -92,7 +104,7 @@ export interface TrainWarningEvent {
   data: { message: string };
 }
 /** Events of a training run, discriminated on `type`. */
-export type TrainEvent = TrainStepEvent | TrainEpochEvent | TrainEvalEvent | TrainCheckpointEvent | TrainWarningEvent;
+export type TrainEvent = TrainQueuedEvent | TrainStepEvent | TrainEpochEvent | TrainEvalEvent | TrainCheckpointEvent | TrainWarningEvent;
 
 /** A training run in flight. */
 export interface TrainRun {
@@ -100,7 +112,10 @@ export interface TrainRun {
   readonly id: string;
   /** Events in order; ends when the run ends. One consumer. */
   readonly events: AsyncIterable<TrainEvent>;
-  /** The result; rejects with CancelledError after an abort, PythonError on failure. */
+  /**
+   * The result; rejects with CancelledError after an abort, PythonError on failure (code
+   * `invalid_params`, naming the field, for a config mistake or a batch over the memory budget).
+   */
   readonly result: Promise<TrainResult>;
 }
 
@@ -112,7 +127,7 @@ export interface TrainOptions {
   onEvent?: (event: TrainEvent) => void;
 }
 
-const TRAIN_EVENTS = new Set(["step", "epoch", "eval", "checkpoint", "warning"]);
+const TRAIN_EVENTS = new Set(["queued", "step", "epoch", "eval", "checkpoint", "warning"]);
 
 async function* onlyTrainEvents(events: AsyncIterable<{ type: string }>): AsyncIterable<TrainEvent> {
   for await (const ev of events) if (TRAIN_EVENTS.has(ev.type)) yield ev as unknown as TrainEvent;

@@ -103,6 +103,20 @@ describe("training from TypeScript", () => {
     expect((err as ValidationError).message).toContain("per_clas");
   });
 
+  it("runs trainings one at a time: a seeded run with dropout is the same alone and alongside another", async () => {
+    const c = config({ steps: 30, eval_every: 0, model: { kind: "mlp", hidden: [64], embedding_dim: 32, dropout: 0.3 } });
+    const alone = await train(rt, c).result;
+    const other = train(rt, { ...c, seed: 8 });
+    const events: TrainEvent[] = [];
+    const again = train(rt, c, { onEvent: (e) => events.push(e) });
+    const [, together] = await Promise.all([other.result, again.result]);
+    expect(together.losses).toEqual(alone.losses);
+    expect(together.metrics).toEqual(alone.metrics);
+    expect(alone.queued_s).toBe(0);
+    const queued = events.filter((e) => e.type === "queued");
+    if (queued.length) expect(queued[0]?.data.ahead).toBe(1);
+  });
+
   it("gives the same bad loss config the same code from train and from loss", async () => {
     const emb = Tensor.from(Array.from({ length: 24 }, (_, i) => Math.sin(i)), [12, 2]);
     const labels = Tensor.from([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], [12], "int64");
