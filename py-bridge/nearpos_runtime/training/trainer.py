@@ -200,13 +200,13 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"checkpoint not found: {p}")
+        raise TrainingError(f"checkpoint not found: {p}")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
+        raise TrainingError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{p} is not a nearpos checkpoint (format {CHECKPOINT_FORMAT})")
+        raise TrainingError(f"{p} is not a nearpos checkpoint (format {CHECKPOINT_FORMAT})")
     return state
 
 
@@ -310,7 +310,10 @@ class Trainer:
         start, losses, history, epoch_sum = 0, [], [], 0.0
         best: _Best | None = None
         if cfg.resume_from:
-            st = load_checkpoint(cfg.resume_from)
+            try:
+                st = load_checkpoint(cfg.resume_from)
+            except TrainingError as exc:  # the config names a file that is not a checkpoint
+                raise ConfigError(f"resume_from: {exc}") from exc
             if st["model_spec"] != spec or int(st["in_features"]) != in_features:
                 raise ConfigError(
                     f"resume_from: checkpoint {cfg.resume_from} holds model {st['model_spec']} "

@@ -4,6 +4,7 @@ budget (real runtime process, real plugin, real torch)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -171,26 +172,36 @@ def test_the_count_is_the_samplers_count(
 
 MEASURE = textwrap.dedent(
     """
-    import json, resource, sys, torch
+    import json, torch
     from nearest_positive.plugin import plugin
+
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
     n, d, c = 3000, 16, 2
     emb = torch.randn(n, d); labels = torch.arange(n) % c
     miner = plugin.miner({})
     miner(emb[:64], labels[:64])
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = status("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current size
     out = miner(emb, labels)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"tuples": len(out[0]), "bytes": peak - before}))
+    print(json.dumps({"tuples": len(out[0]), "bytes": status("VmHWM") - before}))
     """
 )
 
 
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 def test_the_estimate_covers_the_measured_peak() -> None:
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(2**20)}  # big blocks back to the OS
     run = subprocess.run(
-        [sys.executable, "-c", MEASURE], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", MEASURE],
+        capture_output=True, text=True, check=True, timeout=120, env=env,
     )
     measured = json.loads(run.stdout.strip().splitlines()[-1])
     labels = torch.arange(3000) % 2
     est = estimate(Batch.of(labels, 16), Strategy(positives="nearest"))
     assert est.tuples == measured["tuples"] == 3000 * 1500
-    assert measured["bytes"] <= est.nbytes <= 4 * measured["bytes"] + 64 * 2**20
+    assert 50 * 2**20 < measured["bytes"] <= est.nbytes <= 4 * measured["bytes"] + 64 * 2**20

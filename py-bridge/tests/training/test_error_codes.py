@@ -111,11 +111,14 @@ def test_select_on_typo_is_refused_before_training(client: Client) -> None:
     assert "coarse.recall@1" in err["evalue"]  # lists what is measured
 
 
-def test_checkpoint_load_of_a_bad_path_names_it(client: Client, tmp_path: Path) -> None:
+def test_resume_from_a_file_that_is_no_checkpoint_names_the_field(
+    client: Client, tmp_path: Path
+) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    err = error_of(client, "checkpoint_load", {"path": str(junk)})
+    err = error_of(client, "train", {**TRAIN, "resume_from": str(junk)})
     assert err["code"] == "invalid_params" and err["ename"] == "InvalidParams"
+    assert err["evalue"].startswith("resume_from: cannot read checkpoint")
     assert str(junk) in err["evalue"]
 
 
