@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,55 +22,132 @@ Outgoing = tuple[bytes, list[Buffer]]  # (routing identity, frames)
 
 
 class Outbox:
-    """Messages for the request socket from any thread; a pipe wakes the IO thread's poll.
+    """Messages for the request socket from any thread, and the wake-up of the thread that
+    sends them.
 
-    The thread that drains (``drained_on_this_thread``) needs no wake-up: it drains after
-    each batch of requests it handled, so its own messages skip the pipe.
+    By default a pipe (``fileno``) wakes a poll; a front end may install its own ``waker``
+    instead. At most one wake-up is outstanding: ``put`` wakes only when none is pending
+    since the last ``drain``. The thread that drains (``drained_on_this_thread``) needs no
+    wake-up: it drains after each request it handled, so its own messages skip it.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
+        self._queue: deque[Outgoing] = deque()  # append and popleft are atomic
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._drainer: int | None = None
+        self._waker: Callable[[], None] = self._wake_pipe
+        self._piped = True
+        self._pending = False  # a wake-up was sent and no drain has run since
+        self._lock = threading.Lock()
 
     def fileno(self) -> int:
         return self._read
+
+    def use_waker(self, waker: Callable[[], None]) -> None:
+        """Wake the draining thread with ``waker()`` instead of the pipe (it must not block)."""
+        self._waker = waker
+        self._piped = False
 
     def drained_on_this_thread(self) -> None:
         """Declare the calling thread the one that drains, after every request it handles."""
         self._drainer = threading.get_ident()
 
     def put(self, ident: bytes, frames: list[Buffer]) -> None:
-        self._queue.put((ident, frames))
+        self._queue.append((ident, frames))
         if threading.get_ident() == self._drainer:
             return
+        # The item is queued before the flag is read, and drain clears the flag before
+        # taking items: whatever it misses finds the flag clear and wakes it again.
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        try:
+            self._waker()
+        except Exception:  # noqa: BLE001 - the next put or the drainer's own timeout retries
+            with self._lock:
+                self._pending = False
+            log.exception("could not wake the thread that sends replies")
+
+    def _wake_pipe(self) -> None:
         try:
             os.write(self._write, b"\0")
         except BlockingIOError:
             pass  # the pipe is full, so a wake-up is already pending
 
     def drain(self) -> list[Outgoing]:
-        try:
-            while os.read(self._read, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        items = []
-        while True:
+        if self._pending:
+            with self._lock:
+                self._pending = False
+        if self._piped:  # every time: a byte may land after the flag was cleared
             try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                return items
+                while os.read(self._read, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+        items = []
+        queue = self._queue
+        while queue:
+            items.append(queue.popleft())
+        return items
 
     def close(self) -> None:
         os.close(self._read)
         os.close(self._write)
 
 
+class CancelFlag:
+    """What ``threading.Event`` offers a call (``is_set``, ``set``, ``wait``), built for the
+    common case of a call that is never cancelled and never waits: the event that
+    ``wait`` sleeps on is made only when some method first waits."""
+
+    __slots__ = ("_set", "_event", "_lock")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._event is None:
+                self._event = threading.Event()
+                if self._set:
+                    self._event.set()
+            event = self._event
+        return event.wait(timeout)
+
+
 class Call:
     """One call_request from arrival to its terminal message."""
+
+    __slots__ = (
+        "request_id",
+        "ident",
+        "method",
+        "cancel_event",
+        "cancel_reason",
+        "_codec",
+        "_outbox",
+        "_on_finish",
+        "max_bytes",
+        "_lock",
+        "_seq",
+        "started",
+        "finished",
+    )
 
     def __init__(
         self,
@@ -85,7 +162,7 @@ class Call:
         self.request_id = request_id
         self.ident = ident
         self.method = method
-        self.cancel_event = threading.Event()
+        self.cancel_event = CancelFlag()
         self.cancel_reason = "cancel_request"
         self._codec = codec
         self._outbox = outbox
@@ -165,6 +242,7 @@ class CallTable:
         self._calls: dict[str, Call] = {}
         self._lock = threading.Lock()
         self._empty = threading.Condition(self._lock)
+        self._waiting = 0  # threads in wait_empty: no one to notify otherwise
 
     def add(self, call: Call) -> None:
         with self._lock:
@@ -173,7 +251,7 @@ class CallTable:
     def remove(self, call: Call) -> None:
         with self._lock:
             self._calls.pop(call.request_id, None)
-            if not self._calls:
+            if not self._calls and self._waiting:
                 self._empty.notify_all()
 
     def get(self, request_id: str) -> Call | None:
@@ -190,12 +268,16 @@ class CallTable:
 
     def wait_empty(self, timeout: float) -> bool:
         with self._lock:
-            return self._empty.wait_for(lambda: not self._calls, timeout)
+            self._waiting += 1
+            try:
+                return self._empty.wait_for(lambda: not self._calls, timeout)
+            finally:
+                self._waiting -= 1
 
 
 def message_bytes(frames: list[Buffer]) -> int:
     """Size of a message as the receiver's limit counts it: all its frames together."""
-    return sum(memoryview(f).nbytes for f in frames)
+    return sum([len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames])
 
 
 def _traceback_lines(exc: BaseException) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import Cancelled
 from .objects import ObjectStore
@@ -16,6 +16,14 @@ log = logging.getLogger("nearpos_runtime.call")
 EmitFn = Callable[[str, dict[str, Any]], None]
 
 
+class CancelSignal(Protocol):
+    """What a context reads of its call's cancellation: a ``threading.Event`` will do."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class CallContext:
     """Handed to every method as its first argument."""
 
@@ -24,14 +32,14 @@ class CallContext:
         request_id: str,
         objects: ObjectStore,
         emit: EmitFn,
-        cancel_event: threading.Event | None = None,
+        cancel_event: CancelSignal | None = None,
         method: str = "",
     ) -> None:
         self.request_id = request_id
         self.objects = objects
         self.method = method
         self._emit = emit
-        self._cancel = cancel_event or threading.Event()
+        self._cancel: CancelSignal = cancel_event or threading.Event()
         self.cancel_reason = "cancel_request"
 
     def emit(self, type: str, data: dict[str, Any]) -> None:

@@ -10,14 +10,15 @@ its ``outbox`` (request channel) or returned (control channel).
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .calls import Call, CallTable, Outbox, run_call
 from .errors import NearposError
@@ -44,6 +45,76 @@ class ControlOutcome:
 
     reply: list[Buffer] | None
     shutdown: bool = False
+
+
+class WorkerPool:
+    """Threads that run submitted calls in the order submitted.
+
+    A queue and N threads, no futures: a call reports its outcome through its own
+    messages, so the per-call bookkeeping of ``concurrent.futures`` (a future with its
+    condition, an idle semaphore) would be pure cost. Daemon threads: one stuck in a method
+    never keeps the process alive. Threads start with the first call.
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self._size = workers
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if not self._threads:
+            self._start()
+        if self._closed:
+            raise RuntimeError("the worker pool is shut down")
+        self._queue.put((fn, args))
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._threads or self._closed:
+                return
+            for i in range(self._size):
+                thread = threading.Thread(target=self._work, name=f"{self._name}-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException:  # noqa: BLE001 - run_call answers its own failures
+                log.exception("a worker task failed")
+            del item, fn, args  # drop the call's references while idle
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        """Stop the threads once they are idle; with ``cancel_futures`` drop what has not
+        started (the ``ThreadPoolExecutor.shutdown`` arguments)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if cancel_futures:
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
 
 
 class RuntimeCore:
@@ -76,7 +147,7 @@ class RuntimeCore:
         self.objects = ObjectStore()
         self.calls = CallTable()
         self.outbox = Outbox()
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nearpos-worker")
+        self.pool = WorkerPool(workers, "nearpos-worker")
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self._dropped_lock = threading.Lock()
         self.shutting_down = threading.Event()

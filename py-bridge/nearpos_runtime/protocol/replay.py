@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 
 from .errors import Dropped
-from .wire import parse_date
+from .wire import date_seconds
 
 DEFAULT_WINDOW_S = 300.0
 
@@ -27,6 +27,9 @@ class ReplayGuard:
         self.max_ids = max_ids
         self._seen: OrderedDict[str, float] = OrderedDict()  # msg_id -> its date (epoch s)
         self._floor = float("-inf")
+        # The date of the oldest id kept (inf: none): nothing expires before it leaves the
+        # window, so the expiry walk runs only then rather than on every message.
+        self._oldest = float("inf")
         self._lock = threading.Lock()
 
     def check(
@@ -38,31 +41,40 @@ class ReplayGuard:
         now = time.time() if now is None else now
         if when is None:
             try:
-                when = parse_date(date).timestamp()
+                when = date_seconds(date)
             except ValueError:
                 raise Dropped("malformed", f"bad date {date!r}") from None
         if abs(now - when) > self.window_s:
             raise Dropped("replayed", f"date {date} is more than {self.window_s:.0f} s away")
+        seen = self._seen
         with self._lock:
-            self._expire(now)
-            if msg_id in self._seen:
+            if self._oldest < now - self.window_s:
+                self._expire(now)
+            if msg_id in seen:
                 raise Dropped("replayed", f"msg_id {msg_id} seen before")
             if when <= self._floor:
                 raise Dropped("replayed", "date older than the retained id window")
-            self._seen[msg_id] = when
-            while len(self._seen) > self.max_ids:
-                _, forgotten = self._seen.popitem(last=False)
-                self._floor = max(self._floor, forgotten)
+            if not seen:
+                self._oldest = when
+            seen[msg_id] = when
+            if len(seen) > self.max_ids:
+                while len(seen) > self.max_ids:
+                    _, forgotten = seen.popitem(last=False)
+                    self._floor = max(self._floor, forgotten)
+                self._oldest = next(iter(seen.values()), float("inf"))
 
     def _expire(self, now: float) -> None:
         # Ids are kept in arrival order, which tracks date order closely; stop at the
         # first one still inside the window (a few stragglers may live a little longer).
         horizon = now - self.window_s
-        while self._seen:
-            msg_id, when = next(iter(self._seen.items()))
+        seen = self._seen
+        while seen:
+            msg_id, when = next(iter(seen.items()))
             if when >= horizon:
-                break
-            del self._seen[msg_id]
+                self._oldest = when
+                return
+            del seen[msg_id]
+        self._oldest = float("inf")
 
     def __len__(self) -> int:
         return len(self._seen)

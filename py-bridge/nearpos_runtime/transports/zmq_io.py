@@ -2,12 +2,19 @@
 
 pyzmq sockets are not thread-safe, so each socket is used by the one thread that owns it;
 workers hand their messages to the IO thread through the core's ``Outbox``.
+
+Each loop blocks in a plain receive on its socket (what a bare pyzmq echo does), not in a
+poll over several sources: a poll costs a system call and a pass through Python more per
+message. Workers wake the IO thread by a message of their own on the request socket, from
+an in-process DEALER whose routing id no client can take (it is connected, and checked,
+before the socket is bound anywhere else).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from typing import Any
 
@@ -18,8 +25,12 @@ from ..protocol.wire import Buffer, socket_frame_limit
 from ..server import RuntimeCore
 
 log = logging.getLogger("nearpos_runtime.server")
+# How long a loop blocks in one receive before it looks at its stop flag (and the IO loop
+# at its outbox: a backstop, since workers wake it).
 POLL_MS = 100
 FINAL_LINGER_MS = 1000
+# Routing id of the in-process socket that wakes the IO thread.
+WAKE_ID = b"\x00nearpos-wake"
 
 
 class ZmqServer:
@@ -44,6 +55,9 @@ class ZmqServer:
         frame_limit = socket_frame_limit(max_message_bytes)
         self.request = self._socket(frame_limit)
         self.control = self._socket(frame_limit)
+        self._waker = self._wake_socket()
+        self._waker_lock = threading.Lock()  # workers share it: one sender at a time
+        self.core.outbox.use_waker(self._wake)
         self._shutdown_asked = threading.Event()
         self._io_stop = threading.Event()
         self.stopped = threading.Event()
@@ -57,7 +71,30 @@ class ZmqServer:
         sock.setsockopt(zmq.LINGER, 0)  # never let a close hang the process
         # A frame over this is refused by ZeroMQ as its size arrives, before any allocation.
         sock.setsockopt(zmq.MAXMSGSIZE, frame_limit)
+        sock.setsockopt(zmq.RCVTIMEO, POLL_MS)
         return sock
+
+    def _wake_socket(self) -> zmq.Socket[Any]:
+        """The DEALER that wakes the IO thread, attached to the request ROUTER before the
+        ROUTER is bound to any address: its routing id is then taken, and a client that
+        claims the same id later is ignored by the ROUTER."""
+        endpoint = f"inproc://nearpos-wake-{secrets.token_hex(8)}"
+        self.request.bind(endpoint)
+        waker = self.ctx.socket(zmq.DEALER)
+        waker.setsockopt(zmq.LINGER, 0)
+        waker.setsockopt(zmq.ROUTING_ID, WAKE_ID)
+        waker.connect(endpoint)
+        waker.send(b"")
+        # Once its message is received, the ROUTER has attached it.
+        if not self.request.poll(10_000) or self.request.recv_multipart()[0] != WAKE_ID:
+            raise RuntimeError("the wake-up socket did not attach")  # pragma: no cover
+        return waker
+
+    def _wake(self) -> None:
+        """From a worker (``Outbox.put``): a message that ends the IO thread's receive."""
+        with self._waker_lock:
+            if not self._waker.closed:  # closed: the IO thread is gone, no one to wake
+                self._waker.send(b"", zmq.NOBLOCK)
 
     def start(self) -> None:
         for target, name in (
@@ -75,22 +112,16 @@ class ZmqServer:
     # -- request channel (IO thread) ----------------------------------------------------
 
     def _io_loop(self) -> None:
-        outbox = self.core.outbox
-        outbox.drained_on_this_thread()  # inline calls' replies go out in the _flush below
-        poller = zmq.Poller()
-        poller.register(self.request, zmq.POLLIN)
-        poller.register(outbox.fileno(), zmq.POLLIN)
+        self.core.outbox.drained_on_this_thread()  # inline replies go out in the _flush below
         try:
             while not self._io_stop.is_set():
-                ready = dict(poller.poll(POLL_MS))
-                if self.request in ready:
-                    for _ in range(256):  # bounded, so replies keep flowing under load
-                        # Asking EVENTS is cheaper than a receive that raises zmq.Again.
-                        if not self.request.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                            break
-                        frames = self.request.recv_multipart(zmq.NOBLOCK, copy=False)
-                        self._handle(frames)
-                self._flush()
+                try:
+                    frames = _recv(self.request)  # blocks (GIL released) up to POLL_MS
+                except zmq.Again:
+                    frames = None
+                if frames is not None:
+                    self._handle(frames)
+                self._flush()  # inline replies at once; workers' when they woke us
             self._flush()
         except Exception:  # the socket or the loop itself failed: stop, exit non-zero
             log.exception("request loop failed")
@@ -99,17 +130,22 @@ class ZmqServer:
         finally:
             self.request.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
             self.request.close()
+            with self._waker_lock:
+                self._waker.close()
 
     def _handle(self, frames: list[zmq.Frame]) -> None:
+        ident = frames[0].bytes
+        if ident == WAKE_ID:
+            return  # a worker's wake-up: the _flush that follows sends what it queued
         try:
-            self.core.on_request(frames[0].bytes, [f.buffer for f in frames[1:]])
+            self.core.on_request(ident, [f.buffer for f in frames[1:]])
         except Exception:  # on_request answers its own failures: this is the last guard
             log.exception("a request could not be handled")
 
     def _flush(self) -> None:
         for ident, frames in self.core.outbox.drain():
             try:
-                self.request.send_multipart([ident, *frames], copy=False)
+                _send(self.request, ident, frames)
             except zmq.ZMQError:
                 raise  # the socket is unusable: a failure of the loop
             except Exception:  # one unsendable message must not stop the others
@@ -118,17 +154,16 @@ class ZmqServer:
     # -- control channel (control thread) -----------------------------------------------
 
     def _control_loop(self) -> None:
-        poller = zmq.Poller()  # one for the loop (socket.poll builds one per call)
-        poller.register(self.control, zmq.POLLIN)
         try:
             while True:
                 if self._shutdown_asked.is_set():
                     self.core.cancel_all()
                     self._stop(None)
                     return
-                if not poller.poll(POLL_MS):
+                try:
+                    frames = _recv(self.control)  # blocks up to POLL_MS
+                except zmq.Again:
                     continue
-                frames = self.control.recv_multipart(copy=False)
                 try:
                     outcome = self.core.on_control([f.buffer for f in frames[1:]])
                 except Exception:  # on_control answers its own failures: the last guard
@@ -147,13 +182,14 @@ class ZmqServer:
             self._stop(None)
 
     def _reply(self, ident: bytes, frames: list[Buffer]) -> None:
-        self.control.send_multipart([ident, *frames], copy=False)
+        _send(self.control, ident, frames)
 
     def _stop(self, reply: tuple[bytes, list[Buffer]] | None) -> None:
         """After the calls were cancelled: answer, stop the IO thread, close the sockets."""
         if reply is not None:
             self._reply(*reply)
         self._io_stop.set()
+        self._wake()  # the IO thread need not wait out its receive
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=5)
@@ -164,5 +200,33 @@ class ZmqServer:
     def close(self) -> None:
         """After ``stopped``: wait for queued messages (bounded by linger), free resources."""
         self.core.pool.shutdown(wait=False, cancel_futures=True)
+        with self._waker_lock:
+            self._waker.close()  # (closed already when the IO thread ran)
         self.ctx.term()
         self.core.outbox.close()
+
+
+def _recv(sock: zmq.Socket[Any]) -> list[zmq.Frame]:
+    """One multipart message as Frames (no copy: tensors stay in ZeroMQ's buffers).
+    ``recv_multipart`` without its per-part ``getsockopt(RCVMORE)``: a Frame knows."""
+    frame = sock.recv(copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = sock.recv(copy=False)
+        frames.append(frame)
+    return frames
+
+
+def _send(sock: zmq.Socket[Any], ident: bytes, frames: list[Buffer]) -> None:
+    """``send_multipart([ident, *frames], copy=False)`` without its per-call type checks
+    (the frames are ours: bytes and memoryviews)."""
+    for frame in frames:  # check them all first: a part sent cannot be taken back
+        if type(frame) is not bytes and type(frame) is not memoryview:
+            memoryview(frame)  # TypeError for what is not a buffer
+    send = sock.send
+    send(ident, zmq.SNDMORE)
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        # bytes (the JSON frames) go the copying way directly; buffers (tensors) without a
+        # copy when large (pyzmq copies below its copy_threshold either way)
+        send(frame, zmq.SNDMORE if i < last else 0, copy=type(frame) is bytes)

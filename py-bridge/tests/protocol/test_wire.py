@@ -98,18 +98,16 @@ def test_coverage_follows_the_connection_not_the_header(connection_signs: bool) 
 
 
 def test_nothing_is_parsed_before_the_signature_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
     from nearpos_runtime.protocol import wire
 
     parsed: list[int] = []
-    real = json.loads
+    real = wire._parse_object  # every JSON frame is read through it
 
-    def counting(data: bytes) -> object:
-        parsed.append(len(data))
+    def counting(data: memoryview) -> object:
+        parsed.append(data.nbytes)
         return real(data)
 
-    monkeypatch.setattr(wire.json, "loads", counting)
+    monkeypatch.setattr(wire, "_parse_object", counting)
     frames = build()
     huge_header = b'{"signed_buffers": true, "x": "' + b"a" * (4 << 20) + b'"}'
     with pytest.raises(Dropped, match="bad_signature"):
