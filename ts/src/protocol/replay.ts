@@ -7,6 +7,8 @@ export const REPLAY_WINDOW_MS = 5 * 60 * 1000;
  */
 export class ReplayGuard {
   private readonly seen = new Map<string, number>();
+  /** Arrival time of the oldest id kept (Infinity: none): nothing to prune before it expires. */
+  private oldest = Number.POSITIVE_INFINITY;
   private readonly windowMs: number;
   private readonly now: () => number;
 
@@ -15,13 +17,17 @@ export class ReplayGuard {
     this.now = now;
   }
 
-  /** True (and the id is recorded) when the message is fresh; false when replayed or out of the window. */
-  accept(msgId: string, date: string): boolean {
+  /**
+   * True (and the id is recorded) when the message is fresh; false when replayed or out of the window.
+   * @param parsed - `Date.parse(date)`, when the caller has it already
+   */
+  accept(msgId: string, date: string, parsed?: number): boolean {
     const now = this.now();
-    const t = Date.parse(date);
+    const t = parsed ?? Date.parse(date);
     if (!Number.isFinite(t) || Math.abs(now - t) > this.windowMs) return false;
-    this.prune(now);
+    if (now - this.oldest > 2 * this.windowMs) this.prune(now);
     if (this.seen.has(msgId)) return false;
+    if (this.seen.size === 0) this.oldest = now;
     this.seen.set(msgId, now);
     return true;
   }
@@ -34,8 +40,12 @@ export class ReplayGuard {
   private prune(now: number): void {
     // Insertion order is arrival order: stop at the first id still inside the horizon.
     for (const [id, at] of this.seen) {
-      if (now - at <= 2 * this.windowMs) break;
+      if (now - at <= 2 * this.windowMs) {
+        this.oldest = at;
+        return;
+      }
       this.seen.delete(id);
     }
+    this.oldest = Number.POSITIVE_INFINITY;
   }
 }

@@ -1,5 +1,6 @@
 import { ProtocolError, ValidationError } from "../errors.ts";
 import { DTYPES, Tensor, isDType, itemsize, shapeSize, type DType } from "../tensor.ts";
+import type { WireMessage } from "./wire.ts";
 
 /** Descriptor of one buffer frame (`header.buffers[i]`). */
 export interface BufferDescriptor {
@@ -159,4 +160,13 @@ export function decodeTensors(json: unknown, descriptors: readonly BufferDescrip
     return v;
   };
   return walk(json, 1);
+}
+
+/**
+ * True when {@link decodeTensors} would return `msg`'s content unchanged (as an equal copy):
+ * no buffers, and content text that holds no `$tensor` key and nests at most
+ * {@link MAX_DEPTH} levels ({@link WireMessage.plainDepth}, set by `decodeMessage`).
+ */
+export function isPlain(msg: WireMessage): boolean {
+  return msg.plainDepth !== undefined && msg.plainDepth <= MAX_DEPTH && msg.buffers.length === 0 && msg.header.buffers.length === 0;
 }

@@ -1,7 +1,8 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomFillSync, timingSafeEqual } from "node:crypto";
 import { PROTOCOL_TAG, PROTOCOL_VERSION } from "./version.ts";
 import type { BufferDescriptor } from "./tensors.ts";
 import type { ReplayGuard } from "./replay.ts";
+import type { OutgoingFrame } from "../transport/transport.ts";
 
 /** Message header (docs/protocol.md, Envelope). */
 export interface Header {
@@ -21,6 +22,13 @@ export interface WireMessage {
   header: Header;
   content: Record<string, unknown>;
   buffers: Uint8Array[];
+  /**
+   * Set by {@link decodeMessage}: an upper bound of the content's nesting (its count of
+   * `{` and `[`), present only when its text cannot hold a `"$tensor"` key (no `$tensor`,
+   * no `\u` escape that could spell one). Such content needs no tensor walk when it is
+   * shallow enough.
+   */
+  plainDepth?: number;
 }
 
 /** Why a received message was dropped without an answer. */
@@ -34,9 +42,36 @@ export function emptyDropCounts(): DropCounts {
   return { malformed: 0, oversized: 0, bad_signature: 0, replayed: 0 };
 }
 
+// Random bytes for ids, drawn 4 KiB at a time: one call into OpenSSL per 256 ids instead
+// of one per id.
+const idPool = Buffer.allocUnsafe(4096);
+let idAt = idPool.byteLength;
+
 /** A new random message or session id: 32 lowercase hex digits. */
 export function newId(): string {
-  return randomBytes(16).toString("hex");
+  if (idAt === idPool.byteLength) {
+    randomFillSync(idPool);
+    idAt = 0;
+  }
+  idAt += 16;
+  return idPool.toString("hex", idAt - 16, idAt);
+}
+
+let clockSecond = Number.NaN;
+let clockPrefix = "";
+
+/**
+ * `new Date(ms).toISOString()`, formatting the date and second once per second (messages
+ * sent in the same second share them).
+ */
+export function isoDate(ms: number = Date.now()): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== clockSecond) {
+    clockPrefix = new Date(second * 1000).toISOString().slice(0, -4); // "...T13:05:38."
+    clockSecond = second;
+  }
+  const millis = ms - second * 1000;
+  return `${clockPrefix}${millis < 10 ? "00" : millis < 100 ? "0" : ""}${millis}Z`;
 }
 
 const TAG = Buffer.from(PROTOCOL_TAG, "ascii");
@@ -46,27 +81,42 @@ const ZERO = new Uint8Array(0);
 // two per frame); larger ones are fed as they are, with no copy.
 const JOIN_MAX = 64 * 1024;
 
+/** Bytes of a frame on the wire (a text frame travels as UTF-8). */
+export function frameBytes(f: OutgoingFrame): number {
+  return typeof f === "string" ? Buffer.byteLength(f, "utf8") : f.byteLength;
+}
+
 /**
- * HMAC-SHA256 of the covered frames, each fed as an 8-byte big-endian length then its bytes.
+ * HMAC-SHA256 of the covered frames, each fed as an 8-byte big-endian length then its bytes
+ * (a text frame: its UTF-8 bytes).
  * @returns 64 lowercase hex digits
  */
-export function sign(key: Uint8Array, frames: readonly Uint8Array[]): string {
+export function sign(key: Uint8Array, frames: readonly OutgoingFrame[]): string {
   const h = createHmac("sha256", key);
+  const sizes: number[] = [];
   let joined = 0; // bytes of the length prefixes and short frames
-  for (const f of frames) joined += 8 + (f.byteLength <= JOIN_MAX ? f.byteLength : 0);
+  for (const f of frames) {
+    const n = frameBytes(f);
+    sizes.push(n);
+    joined += 8 + (n <= JOIN_MAX ? n : 0);
+  }
   const small = Buffer.allocUnsafe(joined);
   let at = 0;
-  for (const f of frames) {
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i] as OutgoingFrame;
+    const n = sizes[i] as number;
     // Lengths fit in 53 bits: write the high and low 32-bit halves (no BigInt).
-    small.writeUInt32BE(Math.floor(f.byteLength / 0x1_0000_0000), at);
-    small.writeUInt32BE(f.byteLength >>> 0, at + 4);
+    small.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
+    small.writeUInt32BE(n >>> 0, at + 4);
     at += 8;
-    if (f.byteLength <= JOIN_MAX) {
-      small.set(f, at);
-      at += f.byteLength;
+    if (n <= JOIN_MAX) {
+      if (typeof f === "string") small.write(f, at, "utf8");
+      else small.set(f, at);
+      at += n;
     } else {
       h.update(small.subarray(0, at));
-      h.update(f);
+      if (typeof f === "string") h.update(f, "utf8");
+      else h.update(f);
       at = 0; // what follows fits: `small` can hold all the short parts at once
     }
   }
@@ -74,7 +124,7 @@ export function sign(key: Uint8Array, frames: readonly Uint8Array[]): string {
   return h.digest("hex");
 }
 
-function covered(frames: readonly Uint8Array[], signedBuffers: boolean): Uint8Array[] {
+function covered<F extends OutgoingFrame>(frames: readonly F[], signedBuffers: boolean): OutgoingFrame[] {
   const head = [frames[0] ?? ZERO, frames[2] ?? ZERO, frames[3] ?? ZERO];
   return signedBuffers ? [...head, ...frames.slice(4)] : head;
 }
@@ -96,7 +146,7 @@ export function makeHeader(init: HeaderInit): Header {
     msg_id: init.msgId ?? newId(),
     msg_type: init.msgType,
     session: init.session,
-    date: (init.date ?? new Date()).toISOString(),
+    date: init.date ? init.date.toISOString() : isoDate(),
     parent_id: init.parentId ?? null,
     version: PROTOCOL_VERSION,
     buffers: init.buffers ?? [],
@@ -110,22 +160,21 @@ export const SIGNATURE_BYTES = 64;
 /**
  * Serialises a message into its wire frames with an empty signature frame: its size
  * ({@link messageBytes} plus {@link SIGNATURE_BYTES}) is known before anything is hashed.
+ * Header and content are JSON text (see {@link OutgoingFrame}); buffers stay as they are.
  */
-export function frameMessage(msg: WireMessage): Uint8Array[] {
-  const header = Buffer.from(JSON.stringify(msg.header), "utf8");
-  const content = Buffer.from(JSON.stringify(msg.content), "utf8");
-  return [TAG, ZERO, header, content, ...msg.buffers];
+export function frameMessage(msg: WireMessage): OutgoingFrame[] {
+  return [TAG, "", JSON.stringify(msg.header), JSON.stringify(msg.content), ...msg.buffers];
 }
 
 /** Fills in the signature frame of {@link frameMessage}'s frames; returns them. */
-export function signFrames(frames: Uint8Array[], key: Uint8Array, signedBuffers: boolean): Uint8Array[] {
-  frames[1] = Buffer.from(sign(key, covered(frames, signedBuffers)), "ascii");
+export function signFrames(frames: OutgoingFrame[], key: Uint8Array, signedBuffers: boolean): OutgoingFrame[] {
+  frames[1] = sign(key, covered(frames, signedBuffers));
   return frames;
 }
 
-/** Serialises and signs a message into its wire frames (tag, signature, header, content, buffers...). */
+/** Serialises and signs a message into its wire frames (tag, signature, header, content, buffers...), as bytes. */
 export function encodeMessage(msg: WireMessage, key: Uint8Array): Uint8Array[] {
-  return signFrames(frameMessage(msg), key, msg.header.signed_buffers);
+  return signFrames(frameMessage(msg), key, msg.header.signed_buffers).map((f) => (typeof f === "string" ? Buffer.from(f, "utf8") : f));
 }
 
 /**
@@ -140,9 +189,9 @@ export function socketFrameLimit(maxMessageBytes: number): number {
 const FRAME_HEADROOM = 64 * 1024;
 
 /** Size of a message as a receiver's limit counts it: all its frames together. */
-export function messageBytes(frames: readonly Uint8Array[]): number {
+export function messageBytes(frames: readonly OutgoingFrame[]): number {
   let total = 0;
-  for (const f of frames) total += f.byteLength;
+  for (const f of frames) total += frameBytes(f);
   return total;
 }
 
@@ -164,13 +213,32 @@ export interface VerifyOptions {
 /** Outcome of {@link decodeMessage}. */
 export type DecodeResult = { ok: true; message: WireMessage } | { ok: false; reason: DropReason };
 
-function parseObject(frame: Uint8Array): Record<string, unknown> | undefined {
+function frameText(frame: Uint8Array): string {
+  const b = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  return b.toString("utf8");
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
   try {
-    const v: unknown = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString("utf8"));
+    const v: unknown = JSON.parse(text);
     return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+
+/** See {@link WireMessage.plainDepth}. */
+function plainDepth(text: string): number | undefined {
+  if (text.includes("$tensor") || text.includes("\\u")) return undefined;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+  }
+  return depth;
 }
 
 function isHeader(h: Record<string, unknown>): h is Header {
@@ -198,10 +266,16 @@ export function decodeMessage(frames: readonly Uint8Array[], opts: VerifyOptions
   const sig = frames[1] as Uint8Array;
   const want = Buffer.from(sign(opts.key, covered(frames, opts.signedBuffers)), "ascii");
   if (sig.byteLength !== want.byteLength || !timingSafeEqual(want, sig)) return { ok: false, reason: "bad_signature" };
-  const header = parseObject(frames[2] as Uint8Array);
-  if (!header || !isHeader(header) || !Number.isFinite(Date.parse(header.date))) return { ok: false, reason: "malformed" };
-  const content = parseObject(frames[3] as Uint8Array);
+  const header = parseObject(frameText(frames[2] as Uint8Array));
+  if (!header || !isHeader(header)) return { ok: false, reason: "malformed" };
+  const when = Date.parse(header.date);
+  if (!Number.isFinite(when)) return { ok: false, reason: "malformed" };
+  const text = frameText(frames[3] as Uint8Array);
+  const content = parseObject(text);
   if (!content) return { ok: false, reason: "malformed" };
-  if (opts.replay && !opts.replay.accept(header.msg_id, header.date)) return { ok: false, reason: "replayed" };
-  return { ok: true, message: { header, content, buffers: frames.slice(4) as Uint8Array[] } };
+  if (opts.replay && !opts.replay.accept(header.msg_id, header.date, when)) return { ok: false, reason: "replayed" };
+  const message: WireMessage = { header, content, buffers: frames.length > 4 ? (frames.slice(4) as Uint8Array[]) : [] };
+  const depth = plainDepth(text);
+  if (depth !== undefined) message.plainDepth = depth;
+  return { ok: true, message };
 }

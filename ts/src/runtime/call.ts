@@ -24,20 +24,23 @@ export class CallState<T = unknown> implements Call<T> {
   readonly id: string;
   readonly method: string;
   readonly result: Promise<T>;
-  readonly events: AsyncQueue<RuntimeEvent>;
   settled = false;
   private nextSeq = 0;
-  private readonly early = new Map<number, RuntimeEvent>();
+  // Made on first use: most calls have no events and no reader of them.
+  private queue: AsyncQueue<RuntimeEvent> | undefined;
+  private early: Map<number, RuntimeEvent> | undefined;
   private resolveFn!: (v: T) => void;
   private rejectFn!: (e: unknown) => void;
   private readonly onEvent: ((e: RuntimeEvent) => void) | undefined;
-  private readonly cleanups: (() => void)[] = [];
+  private cleanups: (() => void)[] | undefined;
+  private readonly onDone: ((id: string) => void) | undefined;
 
-  constructor(id: string, method: string, onEvent?: (e: RuntimeEvent) => void) {
+  /** @param onDone - called with the call's id once it settles, before {@link onSettle}'s functions */
+  constructor(id: string, method: string, onEvent?: (e: RuntimeEvent) => void, onDone?: (id: string) => void) {
     this.id = id;
     this.method = method;
     this.onEvent = onEvent;
-    this.events = new AsyncQueue<RuntimeEvent>();
+    this.onDone = onDone;
     this.result = new Promise<T>((res, rej) => {
       this.resolveFn = res;
       this.rejectFn = rej;
@@ -46,22 +49,34 @@ export class CallState<T = unknown> implements Call<T> {
     this.result.catch(() => undefined);
   }
 
+  /** Events of the call, in order; ends with the call (events that came before are kept). */
+  get events(): AsyncQueue<RuntimeEvent> {
+    if (!this.queue) {
+      this.queue = new AsyncQueue<RuntimeEvent>();
+      if (this.settled) this.queue.end();
+    }
+    return this.queue;
+  }
+
   /** Registers a function run once the call settles. */
   onSettle(fn: () => void): void {
     if (this.settled) fn();
-    else this.cleanups.push(fn);
+    else (this.cleanups ??= []).push(fn);
   }
 
   event(e: RuntimeEvent): void {
     if (this.settled) return;
     if (e.seq === this.nextSeq || !Number.isSafeInteger(e.seq)) {
       this.deliver(e);
-      for (let n = this.early.get(this.nextSeq); n; n = this.early.get(this.nextSeq)) {
-        this.early.delete(this.nextSeq);
-        this.deliver(n);
+      const early = this.early;
+      if (early) {
+        for (let n = early.get(this.nextSeq); n; n = early.get(this.nextSeq)) {
+          early.delete(this.nextSeq);
+          this.deliver(n);
+        }
       }
     } else if (e.seq > this.nextSeq) {
-      this.early.set(e.seq, e);
+      (this.early ??= new Map()).set(e.seq, e);
     }
   }
 
@@ -85,12 +100,18 @@ export class CallState<T = unknown> implements Call<T> {
 
   private finish(): boolean {
     if (this.settled) return false;
-    // Gaps can only come from a broken peer; hand on what arrived, in order.
-    for (const seq of [...this.early.keys()].sort((a, b) => a - b)) this.deliver(this.early.get(seq) as RuntimeEvent);
-    this.early.clear();
+    const early = this.early;
+    if (early && early.size > 0) {
+      // Gaps can only come from a broken peer; hand on what arrived, in order.
+      for (const seq of [...early.keys()].sort((a, b) => a - b)) this.deliver(early.get(seq) as RuntimeEvent);
+      early.clear();
+    }
     this.settled = true;
-    this.events.end();
-    for (const fn of this.cleanups.splice(0)) fn();
+    this.queue?.end();
+    this.onDone?.(this.id);
+    const cleanups = this.cleanups;
+    this.cleanups = undefined;
+    if (cleanups) for (const fn of cleanups) fn();
     return true;
   }
 }

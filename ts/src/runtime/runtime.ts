@@ -33,13 +33,12 @@ import type {
   ShutdownReply,
 } from "../protocol/messages.ts";
 import { ReplayGuard } from "../protocol/replay.ts";
-import { checkDescriptors, decodeTensors, encodeTensors } from "../protocol/tensors.ts";
+import { checkDescriptors, decodeTensors, encodeTensors, isPlain } from "../protocol/tensors.ts";
 import { PROTOCOL_MAJOR, PROTOCOL_VERSION } from "../protocol/version.ts";
 import {
   SIGNATURE_BYTES,
   decodeMessage,
   emptyDropCounts,
-  encodeMessage,
   frameMessage,
   makeHeader,
   messageBytes,
@@ -203,6 +202,11 @@ export class Runtime implements AsyncDisposable {
   private unreachableSince = 0;
   /** Calls rejected as unreachable: cancelled in the runtime once it answers again. */
   private readonly lost = new Set<string>();
+  /** Every settled call leaves the tables (one function for all calls, not one per call). */
+  private readonly forget = (id: string): void => {
+    this.calls.delete(id);
+    this.aborted.delete(id);
+  };
 
   private constructor(parts: Parts) {
     this.link = parts.transport;
@@ -464,8 +468,14 @@ export class Runtime implements AsyncDisposable {
    *   MessageTooLargeError (a reply larger than `maxMessageBytes`), RuntimeExitedError or
    *   RuntimeUnreachableError
    */
-  async call<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Promise<T> {
-    return this.stream<T>(method, params, options).result;
+  call<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Promise<T> {
+    // As an async function would, but without wrapping the result in one more promise:
+    // a failure before sending rejects the returned promise rather than throwing.
+    try {
+      return this.stream<T>(method, params, options).result;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -500,17 +510,14 @@ export class Runtime implements AsyncDisposable {
         context: { method },
       });
     }
-    const state = new CallState<T>(id, method, options.onEvent);
-    const call = state as unknown as CallState<unknown>;
     if (options.signal?.aborted) {
+      const state = new CallState<T>(id, method, options.onEvent);
       state.reject(new CancelledError("the call was aborted before it was sent", { cause: options.signal.reason, context: { method } }));
       return state;
     }
+    const state = new CallState<T>(id, method, options.onEvent, this.forget);
+    const call = state as unknown as CallState<unknown>;
     this.calls.set(id, call);
-    state.onSettle(() => {
-      this.calls.delete(id);
-      this.aborted.delete(id);
-    });
     this.link.send("request", signFrames(frames, this.key, this.signedBuffers)).catch((err: unknown) => {
       state.reject(this.dead ?? new NearposError("protocol_error", "sending the call failed", { cause: err }));
     });
@@ -640,7 +647,7 @@ export class Runtime implements AsyncDisposable {
       if (unref) timer.unref();
       this.control.set(header.msg_id, { resolve, reject, timer });
     });
-    this.link.send("control", encodeMessage({ header, content, buffers: [] }, this.key)).catch((err: unknown) => {
+    this.link.send("control", signFrames(frameMessage({ header, content, buffers: [] }), this.key, this.signedBuffers)).catch((err: unknown) => {
       const w = this.control.get(header.msg_id);
       if (w) {
         this.control.delete(header.msg_id);
@@ -773,16 +780,20 @@ export class Runtime implements AsyncDisposable {
     }
     const call = this.calls.get(parent);
     if (!call) return; // late reply to a call that timed out: nothing waits for it
-    if (Number(String(header.version).split(".")[0]) !== PROTOCOL_MAJOR) {
+    if (header.version !== PROTOCOL_VERSION && Number(String(header.version).split(".")[0]) !== PROTOCOL_MAJOR) {
       call.reject(new ProtocolError(`reply speaks protocol ${header.version}`, { context: { remoteCode: "unsupported_version" } }));
       return;
     }
     let decoded: Record<string, unknown>;
-    try {
-      decoded = decodeTensors(content, checkDescriptors(header.buffers, msg.buffers), msg.buffers) as Record<string, unknown>;
-    } catch (err) {
-      call.reject(err);
-      return;
+    if (isPlain(msg)) {
+      decoded = content; // no placeholder, nothing too deep, no tensor: the walk would copy it
+    } else {
+      try {
+        decoded = decodeTensors(content, checkDescriptors(header.buffers, msg.buffers), msg.buffers) as Record<string, unknown>;
+      } catch (err) {
+        call.reject(err);
+        return;
+      }
     }
     switch (header.msg_type) {
       case "event":

@@ -5,7 +5,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RuntimeExitedError, StartError } from "../errors.ts";
 import { AsyncQueue } from "./queue.ts";
-import type { Channel, IncomingFrames, Transport } from "./transport.ts";
+import type { Channel, IncomingFrames, OutgoingFrame, Transport } from "./transport.ts";
 
 /** The module pythonia loads: py-bridge/nearpos_runtime/transports/pythonia_entry.py. */
 export const PYTHONIA_ENTRY = resolve(
@@ -251,7 +251,8 @@ interface PollResult {
   stopped: boolean;
 }
 
-function toBase64(frame: Uint8Array): string {
+function toBase64(frame: OutgoingFrame): string {
+  if (typeof frame === "string") return Buffer.from(frame, "utf8").toString("base64");
   return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString("base64");
 }
 
@@ -335,7 +336,7 @@ export class PythoniaTransport implements Transport {
     return this.isClosed;
   }
 
-  send(channel: Channel, frames: Uint8Array[]): Promise<void> {
+  send(channel: Channel, frames: OutgoingFrame[]): Promise<void> {
     if (this.isClosed) return Promise.reject(new Error("transport closed"));
     // Encoded and written to pythonia's pipe synchronously: messages leave in call order.
     const sent = this.entry.submit(this.id, channel, frames.map(toBase64));

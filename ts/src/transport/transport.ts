@@ -1,6 +1,14 @@
 /** The two logical channels of the protocol. */
 export type Channel = "request" | "control";
 
+/**
+ * A frame to send: bytes, or text that travels as its UTF-8 encoding. The client hands its
+ * JSON frames over as text: zeromq.js copies a string straight into the message, while a
+ * Buffer over 128 bytes is sent by reference and released later through an extra turn of
+ * the event loop and the garbage collector (measured in benchmarks/perf/bridge).
+ */
+export type OutgoingFrame = Uint8Array | string;
+
 /** One multipart message received on a channel, or word that the channel was reset. */
 export interface IncomingFrames {
   channel: Channel;
@@ -31,7 +39,7 @@ export interface Transport {
   /** Short name, e.g. `"zeromq"` (shown in benchmarks and errors). */
   readonly name: string;
   /** Queues a message on a channel; resolves once handed to the transport. */
-  send(channel: Channel, frames: Uint8Array[]): Promise<void>;
+  send(channel: Channel, frames: OutgoingFrame[]): Promise<void>;
   /** Every incoming message, both channels, until {@link close}; one consumer only. */
   incoming(): AsyncIterable<IncomingFrames>;
   /** Closes at once, dropping unsent messages; ends {@link incoming}. Idempotent. */

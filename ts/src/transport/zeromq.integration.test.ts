@@ -49,4 +49,20 @@ describe("ZeroMQ transport with maxMessageBytes", () => {
     await router.send([id2 as Buffer, Buffer.from("ok")]);
     expect((await next(5000))?.frames.map((f) => Buffer.from(f).toString())).toEqual(["ok"]);
   });
+
+  it("sends in call order whether a send goes straight to ZeroMQ or waits behind others", async () => {
+    const { router, transport } = await setup();
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      // Text and bytes frames; some sends awaited (the next one goes straight out), most not.
+      const p = transport.send("request", [`m${i}`, Buffer.from(String(i)), "é".repeat(i % 3)]);
+      if (i % 17 === 0) await p;
+      else sent.push(p);
+    }
+    await Promise.all(sent);
+    for (let i = 0; i < 200; i++) {
+      const [, a, b, c] = await router.receive();
+      expect([a?.toString(), b?.toString(), c?.toString()]).toEqual([`m${i}`, String(i), "é".repeat(i % 3)]);
+    }
+  });
 });

@@ -1,5 +1,5 @@
 import { Dealer } from "zeromq";
-import type { Channel, Endpoints, IncomingFrames, Transport, TransportOptions } from "./transport.ts";
+import type { Channel, Endpoints, IncomingFrames, OutgoingFrame, Transport, TransportOptions } from "./transport.ts";
 import { AsyncQueue } from "./queue.ts";
 import { socketFrameLimit } from "../protocol/wire.ts";
 
@@ -19,7 +19,13 @@ const RECONNECT_GRACE_MS = 1000;
 export class ZeroMQTransport implements Transport {
   readonly name = "zeromq";
   private readonly sockets: Record<Channel, Dealer>;
-  private readonly tails: Record<Channel, Promise<void>>;
+  /** Sends handed over and not yet settled, per channel, and the last of them. */
+  private readonly inFlight: Record<Channel, number> = { request: 0, control: 0 };
+  private readonly last: Record<Channel, Promise<void> | undefined> = { request: undefined, control: undefined };
+  private readonly settled: Record<Channel, () => void> = {
+    request: () => void this.inFlight.request--,
+    control: () => void this.inFlight.control--,
+  };
   private readonly queue = new AsyncQueue<IncomingFrames>();
   private isClosed = false;
 
@@ -31,7 +37,6 @@ export class ZeroMQTransport implements Transport {
       return s;
     };
     this.sockets = { request: make(endpoints.request), control: make(endpoints.control) };
-    this.tails = { request: Promise.resolve(), control: Promise.resolve() };
     void this.pump("request");
     void this.pump("control");
     if (limit >= 0) {
@@ -49,13 +54,28 @@ export class ZeroMQTransport implements Transport {
     return this.isClosed;
   }
 
-  send(channel: Channel, frames: Uint8Array[]): Promise<void> {
+  send(channel: Channel, frames: OutgoingFrame[]): Promise<void> {
     if (this.isClosed) return Promise.reject(new Error("transport closed"));
     const socket = this.sockets[channel];
-    const next = this.tails[channel].then(() => (this.isClosed ? undefined : socket.send(frames)));
-    // The chain must survive a failed send; the caller still sees the failure.
-    this.tails[channel] = next.catch(() => undefined);
-    return next;
+    let sent: Promise<void>;
+    if (this.inFlight[channel] === 0) {
+      // Nothing queued: hand it to ZeroMQ now (it sends at once when it can), not a
+      // microtask later behind a chain.
+      try {
+        sent = socket.send(frames);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    } else {
+      // zeromq.js takes one send at a time: this one waits for the one before, whether
+      // that succeeded or failed (its own caller sees a failure).
+      const go = (): Promise<void> | undefined => (this.isClosed ? undefined : socket.send(frames));
+      sent = (this.last[channel] as Promise<void>).then(go, go) as Promise<void>;
+    }
+    this.inFlight[channel]++;
+    this.last[channel] = sent;
+    sent.then(this.settled[channel], this.settled[channel]);
+    return sent;
   }
 
   incoming(): AsyncIterable<IncomingFrames> {
