@@ -41,6 +41,11 @@ class Outbox:
         self._piped = True
         self._pending = False  # a wake-up was sent and no drain has run since
         self._lock = threading.Lock()
+        # ``linger``: the draining thread waits on ``_signal`` (held = not signalled) while
+        # ``_lingering``; the first put then releases it instead of sending a wake-up.
+        self._lingering = False
+        self._signal = threading.Lock()
+        self._signal.acquire()
 
     def fileno(self) -> int:
         return self._read
@@ -61,6 +66,10 @@ class Outbox:
         # The item is queued before the flag is read, and drain clears the flag before
         # taking items: whatever it misses finds the flag clear and wakes it again.
         with self._lock:
+            if self._lingering:  # the drainer waits right here: no wake-up needed
+                self._lingering = False
+                self._signal.release()
+                return
             if self._pending:
                 return
             self._pending = True
@@ -76,6 +85,27 @@ class Outbox:
             os.write(self._write, b"\0")
         except BlockingIOError:
             pass  # the pipe is full, so a wake-up is already pending
+
+    def linger(self, timeout: float) -> bool:
+        """On the draining thread: wait up to ``timeout`` seconds for another thread's put
+        (without the GIL); True once something is queued.
+
+        A call handed to a worker often ends within microseconds (its reply is all that is
+        left to send): waiting here for it costs one thread wake-up, while going back to the
+        socket costs a wake-up message through it and a pass of the loop besides.
+        """
+        with self._lock:
+            if self._queue:
+                return True
+            self._lingering = True
+        signalled = self._signal.acquire(timeout=timeout)
+        if not signalled:
+            with self._lock:
+                if self._lingering:
+                    self._lingering = False
+                else:  # a put signalled after the timeout: take the signal back
+                    self._signal.acquire()
+        return bool(self._queue)
 
     def drain(self) -> list[Outgoing]:
         if self._pending:
@@ -257,6 +287,9 @@ class CallTable:
     def get(self, request_id: str) -> Call | None:
         with self._lock:
             return self._calls.get(request_id)
+
+    def __len__(self) -> int:
+        return len(self._calls)
 
     def ids(self) -> list[str]:
         with self._lock:

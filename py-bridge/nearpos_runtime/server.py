@@ -213,13 +213,15 @@ class RuntimeCore:
 
     # -- request channel ----------------------------------------------------------------
 
-    def on_request(self, ident: bytes, frames: Sequence[Buffer]) -> None:
+    def on_request(self, ident: bytes, frames: Sequence[Buffer]) -> bool:
         """One request-channel message from the client known to the front end as ``ident``;
         every answer goes to ``outbox`` with that ident. Whatever fails, an authenticated
-        message gets exactly one terminal answer and the runtime keeps serving."""
+        message gets exactly one terminal answer and the runtime keeps serving.
+
+        Returns True when the call went to a worker (its answer comes later)."""
         message = self.authenticate(frames)
         if message is None:
-            return
+            return False
         try:
             check_msg_type(message.header, "request")
             content = decode_content(message)
@@ -228,33 +230,35 @@ class RuntimeCore:
                 raise ProtocolError("malformed", "call_request content needs 'method' (a string)")
         except ProtocolError as exc:
             self.outbox.put(ident, self._protocol_error(message, exc))
-            return
+            return False
         except Exception as exc:  # noqa: BLE001 - one message must not end the runtime
             self.outbox.put(ident, self._internal_error(message, exc))
-            return
+            return False
         limit = self.client_limit(message.header["session"])
         call = Call(message.msg_id, ident, name, self.codec, self.outbox, self.calls.remove, limit)
         try:
-            self._start(call, name, params)
+            return self._start(call, name, params)
         except Exception as exc:  # noqa: BLE001
             log.exception("starting %s %s failed", name[:80], message.msg_id[:8])
             # a no-op when the call already sent its terminal message
             call.fail("InternalError", f"{type(exc).__name__}: {exc}"[:2000], [], INTERNAL)
+            return False
 
-    def _start(self, call: Call, name: str, params: object) -> None:
+    def _start(self, call: Call, name: str, params: object) -> bool:
         if self.shutting_down.is_set():
             call.fail("RuntimeShuttingDown", "the runtime is shutting down", [], "shutting_down")
-            return
+            return False
         try:
             spec = get_method(name)
         except NearposError as exc:
             call.fail(type(exc).__name__, str(exc), [], exc.code)
-            return
+            return False
         self.calls.add(call)
         if spec.inline:  # microseconds of work: cheaper here than a hop to a worker
             run_call(call, spec, params, self.objects)
-        else:
-            self.pool.submit(run_call, call, spec, params, self.objects)
+            return False
+        self.pool.submit(run_call, call, spec, params, self.objects)
+        return True
 
     # -- control channel ----------------------------------------------------------------
 

@@ -93,6 +93,41 @@ def test_outbox_wakes_once_per_drain_and_loses_nothing() -> None:
         outbox.close()
 
 
+def test_linger_takes_a_put_in_place_of_a_wake_up() -> None:
+    outbox = Outbox()
+    wakes: list[int] = []
+    outbox.use_waker(lambda: wakes.append(1))
+    outbox.drained_on_this_thread()
+    try:
+        # Nothing comes: it waits out its time, and a later put wakes as usual.
+        t0 = time.monotonic()
+        assert outbox.linger(0.05) is False
+        assert time.monotonic() - t0 >= 0.04
+        threading.Thread(target=outbox.put, args=(b"a", [b"1"])).start()
+        deadline = time.monotonic() + 5
+        while not wakes and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert wakes == [1] and len(outbox.drain()) == 1
+
+        # A put while it lingers ends the wait at once, and sends no wake-up.
+        timer = threading.Timer(0.05, outbox.put, args=(b"a", [b"2"]))
+        timer.start()
+        t0 = time.monotonic()
+        assert outbox.linger(10) is True
+        assert time.monotonic() - t0 < 5
+        assert wakes == [1] and [f for _, f in outbox.drain()] == [[b"2"]]
+
+        # Something already queued: no wait at all; and no signal is left over afterwards.
+        outbox.put(b"a", [b"3"])  # (the draining thread's own)
+        assert outbox.linger(10) is True
+        outbox.drain()
+        t0 = time.monotonic()
+        assert outbox.linger(0.05) is False
+        assert time.monotonic() - t0 >= 0.04
+    finally:
+        outbox.close()
+
+
 def test_outbox_pipe_wakes_a_poll_and_is_emptied_by_drain() -> None:
     import select
 
@@ -189,3 +224,34 @@ def test_a_client_claiming_the_wake_up_id_is_ignored_and_workers_still_wake_the_
         server.request_shutdown()
         assert server.stopped.wait(10)
         server.close()
+
+
+def test_linger_racing_puts_lose_nothing_and_leave_no_signal() -> None:
+    import random
+
+    rng = random.Random(3)
+    outbox = Outbox()
+    woken = threading.Event()
+    outbox.use_waker(woken.set)
+    outbox.drained_on_this_thread()
+    got: list[object] = []
+    try:
+        for i in range(300):
+            woken.clear()
+            delay = rng.uniform(0, 0.0004)
+            putter = threading.Thread(
+                target=lambda d=delay, i=i: (time.sleep(d), outbox.put(b"a", [i]))
+            )
+            putter.start()
+            if not outbox.linger(0.0002):
+                putter.join()
+                # put either woke us, or signalled just after the timeout (then linger
+                # returned True or the item is queued): either way it is there to drain
+                assert woken.wait(5) or outbox._queue
+            putter.join()
+            got.extend(f[0] for _, f in outbox.drain())
+        assert got == list(range(300))
+        t0 = time.monotonic()
+        assert outbox.linger(0.02) is False and time.monotonic() - t0 >= 0.015
+    finally:
+        outbox.close()

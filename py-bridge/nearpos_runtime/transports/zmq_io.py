@@ -29,6 +29,10 @@ log = logging.getLogger("nearpos_runtime.server")
 # at its outbox: a backstop, since workers wake it).
 POLL_MS = 100
 FINAL_LINGER_MS = 1000
+# How long the IO thread waits for the reply of the only call in flight after handing it
+# to a worker, before it goes back to its socket (``Outbox.linger``): long enough for a
+# call that takes microseconds, short enough that a request arriving meanwhile hardly waits.
+LINGER_S = 0.0005
 # Routing id of the in-process socket that wakes the IO thread.
 WAKE_ID = b"\x00nearpos-wake"
 
@@ -138,9 +142,13 @@ class ZmqServer:
         if ident == WAKE_ID:
             return  # a worker's wake-up: the _flush that follows sends what it queued
         try:
-            self.core.on_request(ident, [f.buffer for f in frames[1:]])
+            pooled = self.core.on_request(ident, [f.buffer for f in frames[1:]])
         except Exception:  # on_request answers its own failures: this is the last guard
             log.exception("a request could not be handled")
+            return
+        if pooled and len(self.core.calls) == 1:
+            # The only call in flight went to a worker: its client waits for it alone.
+            self.core.outbox.linger(LINGER_S)
 
     def _flush(self) -> None:
         for ident, frames in self.core.outbox.drain():
