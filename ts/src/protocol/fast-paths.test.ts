@@ -50,6 +50,22 @@ describe("text frames", () => {
     }
   });
 
+  it("the one-shot HMAC equals a Hmac object for short messages, any key length", () => {
+    for (const k of [randomBytes(32), randomBytes(1), randomBytes(64), randomBytes(100)]) {
+      const frames = [Buffer.from("nearpos/1"), "header é", randomBytes(300)];
+      const h = createHmac("sha256", k);
+      for (const f of frames) {
+        const b = typeof f === "string" ? Buffer.from(f, "utf8") : f;
+        const len = Buffer.alloc(8);
+        len.writeBigUInt64BE(BigInt(b.byteLength));
+        h.update(len).update(b);
+      }
+      const want = h.digest("hex");
+      expect(sign(k, frames)).toBe(want);
+      expect(sign(k, frames)).toBe(want); // again, with the key's pads cached
+    }
+  });
+
   it("frameMessage + signFrames is encodeMessage, as text", () => {
     for (const signed of [false, true]) {
       const msg = {

@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import { createHmac, randomFillSync, timingSafeEqual } from "node:crypto";
 import { PROTOCOL_TAG, PROTOCOL_VERSION } from "./version.ts";
 import type { BufferDescriptor } from "./tensors.ts";
@@ -92,16 +93,24 @@ export function frameBytes(f: OutgoingFrame): number {
  * @returns 64 lowercase hex digits
  */
 export function sign(key: Uint8Array, frames: readonly OutgoingFrame[]): string {
-  const h = createHmac("sha256", key);
   const sizes: number[] = [];
   let joined = 0; // bytes of the length prefixes and short frames
+  let long = false;
   for (const f of frames) {
     const n = frameBytes(f);
     sizes.push(n);
-    joined += 8 + (n <= JOIN_MAX ? n : 0);
+    if (n <= JOIN_MAX) joined += 8 + n;
+    else {
+      joined += 8;
+      long = true;
+    }
   }
-  const small = Buffer.allocUnsafe(joined);
-  let at = 0;
+  const pads = oneShot && !long ? keyPads(key) : undefined;
+  // With the pads, the inner hash's input is the key block then the message: room for it.
+  const lead = pads ? BLOCK : 0;
+  const small = Buffer.allocUnsafe(lead + joined);
+  let at = lead;
+  const h = pads ? undefined : createHmac("sha256", key);
   for (let i = 0; i < frames.length; i++) {
     const f = frames[i] as OutgoingFrame;
     const n = sizes[i] as number;
@@ -113,15 +122,46 @@ export function sign(key: Uint8Array, frames: readonly OutgoingFrame[]): string 
       if (typeof f === "string") small.write(f, at, "utf8");
       else small.set(f, at);
       at += n;
-    } else {
+    } else if (h) {
       h.update(small.subarray(0, at));
       if (typeof f === "string") h.update(f, "utf8");
       else h.update(f);
       at = 0; // what follows fits: `small` can hold all the short parts at once
     }
   }
-  if (at > 0) h.update(small.subarray(0, at));
-  return h.digest("hex");
+  if (pads && oneShot) {
+    // HMAC by its definition, H((K ^ opad) || H((K ^ ipad) || m)), in two one-shot hashes:
+    // cheaper than a Hmac object (a stream-like JS object built per message).
+    pads.inner.copy(small, 0);
+    pads.outer.set(oneShot("sha256", small, "buffer") as Buffer, BLOCK);
+    return oneShot("sha256", pads.outer, "hex") as string;
+  }
+  const mac = h as crypto.Hmac;
+  if (at > 0) mac.update(small.subarray(0, at));
+  return mac.digest("hex");
+}
+
+/** SHA-256's block size: a key of 32 bytes is zero-padded to it. */
+const BLOCK = 64;
+/** `crypto.hash` (Node 20.12 and later), one call per digest; undefined before. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: "hex" | "buffer") => string | Buffer }).hash;
+/** Per key: K ^ ipad (a block), and K ^ opad followed by room for the inner digest. */
+const pads = new WeakMap<Uint8Array, { inner: Buffer; outer: Buffer }>();
+
+function keyPads(key: Uint8Array): { inner: Buffer; outer: Buffer } | undefined {
+  if (key.byteLength > BLOCK) return undefined; // HMAC hashes such keys first: not done here
+  let p = pads.get(key);
+  if (!p) {
+    const inner = Buffer.alloc(BLOCK, 0x36);
+    const outer = Buffer.alloc(BLOCK + 32, 0x5c);
+    for (let i = 0; i < key.byteLength; i++) {
+      inner[i] = (inner[i] as number) ^ (key[i] as number);
+      outer[i] = (outer[i] as number) ^ (key[i] as number);
+    }
+    p = { inner, outer };
+    pads.set(key, p);
+  }
+  return p;
 }
 
 function covered<F extends OutgoingFrame>(frames: readonly F[], signedBuffers: boolean): OutgoingFrame[] {
