@@ -22,7 +22,7 @@ import zmq
 
 from ..protocol.replay import ReplayGuard
 from ..protocol.wire import Buffer, socket_frame_limit
-from ..server import RuntimeCore
+from ..server import RuntimeCore, name_os_thread
 
 log = logging.getLogger("nearpos_runtime.server")
 # How long a loop blocks in one receive before it looks at its stop flag (and the IO loop
@@ -116,6 +116,7 @@ class ZmqServer:
     # -- request channel (IO thread) ----------------------------------------------------
 
     def _io_loop(self) -> None:
+        name_os_thread("nearpos-io")
         self.core.outbox.drained_on_this_thread()  # inline replies go out in the _flush below
         try:
             while not self._io_stop.is_set():
@@ -162,6 +163,7 @@ class ZmqServer:
     # -- control channel (control thread) -----------------------------------------------
 
     def _control_loop(self) -> None:
+        name_os_thread("nearpos-control")
         try:
             while True:
                 if self._shutdown_asked.is_set():
