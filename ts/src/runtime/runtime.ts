@@ -45,10 +45,11 @@ import {
   newId,
   signFrames,
   type DropCounts,
+  type VerifyOptions,
   type WireMessage,
 } from "../protocol/wire.ts";
 import type { Tensor } from "../tensor.ts";
-import type { Channel, Endpoints, Transport, TransportFactory } from "../transport/transport.ts";
+import type { Channel, Endpoints, IncomingFrames, Transport, TransportFactory } from "../transport/transport.ts";
 import { PythoniaTransport, pythoniaEndpoint } from "../transport/pythonia.ts";
 import { type Call, CallState } from "./call.ts";
 import { LifecycleEmitter, type RuntimeLifecycleEvent } from "./emitter.ts";
@@ -190,6 +191,7 @@ export class Runtime implements AsyncDisposable {
   private readonly endpointsInfo: Endpoints;
   private readonly emitter: LifecycleEmitter;
   private readonly replay = new ReplayGuard();
+  private readonly verifyOptions: VerifyOptions;
   private readonly calls = new Map<string, CallState<unknown>>();
   private readonly aborted = new Set<string>();
   private readonly control = new Map<string, ControlWaiter>();
@@ -217,7 +219,9 @@ export class Runtime implements AsyncDisposable {
     this.pythonia = parts.pythonia;
     this.endpointsInfo = parts.endpoints;
     this.emitter = parts.emitter;
-    void this.receiveLoop();
+    this.verifyOptions = { key: this.key, signedBuffers: this.signedBuffers, maxMessageBytes: this.maxMessageBytes, replay: this.replay };
+    if (this.link.listen) this.link.listen((m) => this.onIncoming(m));
+    else void this.receiveLoop();
     if (this.proc) void this.proc.exited.then(() => this.onExit());
     if (this.pythonia) void this.pythonia.exited.then(() => this.onPythoniaExit());
   }
@@ -742,27 +746,24 @@ export class Runtime implements AsyncDisposable {
   }
 
   private async receiveLoop(): Promise<void> {
-    for await (const { channel, frames, reset } of this.link.incoming()) {
-      if (reset !== undefined) {
-        this.onReset(channel, reset);
-        continue;
-      }
-      const r = decodeMessage(frames, {
-        key: this.key,
-        signedBuffers: this.signedBuffers,
-        maxMessageBytes: this.maxMessageBytes,
-        replay: this.replay,
-      });
-      if (!r.ok) {
-        this.dropped[r.reason]++;
-        this.emitter.emit({ type: "dropped", reason: r.reason, channel });
-        continue;
-      }
-      try {
-        this.dispatch(channel, r.message);
-      } catch {
-        // An authenticated but unusable message must not stop the receive loop.
-      }
+    for await (const message of this.link.incoming()) this.onIncoming(message);
+  }
+
+  private onIncoming({ channel, frames, reset }: IncomingFrames): void {
+    if (reset !== undefined) {
+      this.onReset(channel, reset);
+      return;
+    }
+    const r = decodeMessage(frames, this.verifyOptions);
+    if (!r.ok) {
+      this.dropped[r.reason]++;
+      this.emitter.emit({ type: "dropped", reason: r.reason, channel });
+      return;
+    }
+    try {
+      this.dispatch(channel, r.message);
+    } catch {
+      // An authenticated but unusable message must not stop receiving.
     }
   }
 

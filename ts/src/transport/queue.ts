@@ -28,6 +28,14 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     w?.({ value: undefined, done: true });
   }
 
+  /** Removes and returns the items not consumed yet. */
+  takeAll(): T[] {
+    const rest = this.items.slice(this.head);
+    this.items.length = 0;
+    this.head = 0;
+    return rest;
+  }
+
   get isEnded(): boolean {
     return this.ended;
   }

@@ -42,6 +42,12 @@ export interface Transport {
   send(channel: Channel, frames: OutgoingFrame[]): Promise<void>;
   /** Every incoming message, both channels, until {@link close}; one consumer only. */
   incoming(): AsyncIterable<IncomingFrames>;
+  /**
+   * Optional, in place of {@link incoming}: calls `listener` with each incoming message as
+   * it arrives (no async iteration per message). Once called, `incoming()` yields nothing
+   * more. The listener must not throw.
+   */
+  listen?(listener: (message: IncomingFrames) => void): void;
   /** Closes at once, dropping unsent messages; ends {@link incoming}. Idempotent. */
   close(): void;
   /** True once closed. */

@@ -65,4 +65,21 @@ describe("ZeroMQ transport with maxMessageBytes", () => {
       expect([a?.toString(), b?.toString(), c?.toString()]).toEqual([`m${i}`, String(i), "é".repeat(i % 3)]);
     }
   });
+
+  it("hands messages to a listener, those that came before it too, and stays one consumer", async () => {
+    const { router, transport } = await setup();
+    await transport.send("request", ["hello"]);
+    const [id] = await router.receive();
+    await router.send([id as Buffer, Buffer.from("early")]);
+    await new Promise((r) => setTimeout(r, 200)); // arrives before anyone listens
+    const got: string[] = [];
+    transport.listen((m) => {
+      got.push(m.frames.map((f) => Buffer.from(f).toString()).join(","));
+      if (got.length === 2) throw new Error("a failing listener must not stop the receiving");
+    });
+    for (const body of ["a", "b", "c"]) await router.send([id as Buffer, Buffer.from(body)]);
+    for (let i = 0; i < 100 && got.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(got).toEqual(["early", "a", "b", "c"]);
+  });
 });
+

@@ -27,6 +27,7 @@ export class ZeroMQTransport implements Transport {
     control: () => void this.inFlight.control--,
   };
   private readonly queue = new AsyncQueue<IncomingFrames>();
+  private listener: ((message: IncomingFrames) => void) | undefined;
   private isClosed = false;
 
   private constructor(endpoints: Endpoints, options: TransportOptions) {
@@ -121,17 +122,35 @@ export class ZeroMQTransport implements Transport {
       // Already forgotten by ZeroMQ.
     }
     socket.connect(endpoint);
-    this.queue.push({
+    this.deliver({
       channel,
       frames: [],
       reset: "ZeroMQ closed the connection: the peer sent a frame over this client's maxMessageBytes (refused before it was allocated)",
     });
   }
 
+  listen(listener: (message: IncomingFrames) => void): void {
+    this.listener = listener;
+    for (const message of this.queue.takeAll()) this.deliver(message); // arrived before
+  }
+
+  private deliver(message: IncomingFrames): void {
+    if (!this.listener) {
+      this.queue.push(message);
+      return;
+    }
+    try {
+      this.listener(message);
+    } catch {
+      // A failing listener must not stop the receiving.
+    }
+  }
+
   private async pump(channel: Channel): Promise<void> {
     const socket = this.sockets[channel];
     try {
-      for await (const frames of socket) this.queue.push({ channel, frames });
+      // receive() itself rather than the socket's async iterator (one async step less).
+      while (!this.isClosed) this.deliver({ channel, frames: await socket.receive() });
     } catch {
       // The socket was closed under a pending receive: the normal way out.
     }
