@@ -46,6 +46,7 @@ class Outbox:
         self._lingering = False
         self._signal = threading.Lock()
         self._signal.acquire()
+        self._local = threading.local()  # defers / owed: see settle
 
     def fileno(self) -> int:
         return self._read
@@ -59,10 +60,33 @@ class Outbox:
         """Declare the calling thread the one that drains, after every request it handles."""
         self._drainer = threading.get_ident()
 
-    def put(self, ident: bytes, frames: list[Buffer]) -> None:
+    def defer_final_on_this_thread(self) -> None:
+        """Declare the calling thread one that calls ``settle`` as soon as its task ends:
+        its ``put(..., final=True)`` then notifies the drainer only then (see ``settle``)."""
+        self._local.defers = True
+
+    def settle(self) -> None:
+        """The notification a ``put(..., final=True)`` of this thread still owes, if any.
+
+        A worker that notifies right after queueing a call's terminal message goes on
+        running Python (unwinding the call) while the drainer it woke waits for the GIL:
+        two wake-ups for one. Notified here, just before the worker blocks for its next
+        task, the drainer gets the GIL at once."""
+        if getattr(self._local, "owed", False):
+            self._local.owed = False
+            self._notify()
+
+    def put(self, ident: bytes, frames: list[Buffer], final: bool = False) -> None:
+        """Queue a message; ``final``: the last of its call, its thread's task ends now."""
         self._queue.append((ident, frames))
         if threading.get_ident() == self._drainer:
             return
+        if final and getattr(self._local, "defers", False):
+            self._local.owed = True
+            return
+        self._notify()
+
+    def _notify(self) -> None:
         # The item is queued before the flag is read, and drain clears the flag before
         # taking items: whatever it misses finds the flag clear and wakes it again.
         with self._lock:
@@ -248,7 +272,7 @@ class Call:
             # Leave the table before the client can see the end (a heartbeat right after
             # the terminal message must not list this call).
             self._on_finish(self)
-            self._outbox.put(self.ident, frames)
+            self._outbox.put(self.ident, frames, final=True)
         return True
 
     def fail(self, ename: str, evalue: str, tb: list[str], code: str | None = None) -> bool:

@@ -76,11 +76,13 @@ class WorkerPool:
     never keeps the process alive. Threads start with the first call.
     """
 
-    def __init__(self, workers: int, name: str) -> None:
+    def __init__(self, workers: int, name: str, outbox: Outbox | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self._size = workers
         self._name = name
+        # The outbox whose owed notification each thread settles after every task.
+        self._outbox = outbox
         self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
         )
@@ -106,6 +108,9 @@ class WorkerPool:
 
     def _work(self) -> None:
         name_os_thread(threading.current_thread().name)
+        outbox = self._outbox
+        if outbox is not None:
+            outbox.defer_final_on_this_thread()
         get = self._queue.get
         while True:
             item = get()
@@ -116,6 +121,9 @@ class WorkerPool:
                 fn(*args)
             except BaseException:  # noqa: BLE001 - run_call answers its own failures
                 log.exception("a worker task failed")
+            finally:
+                if outbox is not None:
+                    outbox.settle()  # right before blocking in get(): see Outbox.settle
             del item, fn, args  # drop the call's references while idle
 
     def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
@@ -168,7 +176,7 @@ class RuntimeCore:
         self.objects = ObjectStore()
         self.calls = CallTable()
         self.outbox = Outbox()
-        self.pool = WorkerPool(workers, "nearpos-worker")
+        self.pool = WorkerPool(workers, "nearpos-worker", self.outbox)
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self._dropped_lock = threading.Lock()
         self.shutting_down = threading.Event()

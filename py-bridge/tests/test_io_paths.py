@@ -255,3 +255,33 @@ def test_linger_racing_puts_lose_nothing_and_leave_no_signal() -> None:
         assert outbox.linger(0.02) is False and time.monotonic() - t0 >= 0.015
     finally:
         outbox.close()
+
+
+def test_a_workers_final_put_notifies_when_its_task_ends() -> None:
+    outbox = Outbox()
+    wakes: list[str] = []
+    outbox.use_waker(lambda: wakes.append("wake"))
+    pool = WorkerPool(1, "test-worker", outbox)
+    done = threading.Event()
+
+    def task() -> None:
+        outbox.put(b"a", [b"event"])  # not final: at once
+        wakes.append("after event")
+        outbox.drain()
+        outbox.put(b"a", [b"result"], final=True)  # final: when the task has ended
+        wakes.append("after result")
+        done.set()
+
+    try:
+        pool.submit(task)
+        assert done.wait(5)
+        deadline = time.monotonic() + 5
+        while len(wakes) < 4 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert wakes == ["wake", "after event", "after result", "wake"]
+        assert [f for _, f in outbox.drain()] == [[b"result"]]
+        outbox.put(b"a", [b"x"], final=True)  # any other thread: at once
+        assert wakes[-1] == "wake" and len(wakes) == 5
+    finally:
+        pool.shutdown()
+        outbox.close()
