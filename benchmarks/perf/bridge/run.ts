@@ -2,15 +2,12 @@
 // Usage: npx tsx benchmarks/perf/bridge/run.ts [--quick] [--only zeromq|pythonia] [--out results.json]
 // The floor (zeromq.js against raw_echo.py) is timed in blocks interleaved with each
 // column's small calls, and the latency targets are ratios to it.
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { arch, cpus, platform } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { Dealer } from "zeromq";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Runtime, Tensor } from "../../../ts/src/index.ts";
+import { openFloor } from "./floor.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -100,33 +97,6 @@ async function throughput(rt: Runtime, direction: ThroughputResult["direction"],
   ms.sort((a, b) => a - b);
   const median = percentile(ms, 50);
   return { direction, mib, reps: ms.length, median_ms: median, gib_per_s: nbytes / GiB / (median / 1000) };
-}
-
-/**
- * The floor: a zeromq.js DEALER against a bare pyzmq echo (raw_echo.py) with frames of the
- * sizes of a small call, no signing, no JSON. Whatever the protocol adds sits on top of it.
- */
-async function openFloor(): Promise<{ once: () => Promise<void>; close: () => void }> {
-  const dir = mkdtempSync(join(tmpdir(), "nearpos-raw-"));
-  const endpoint = `ipc://${dir}/echo`;
-  const python = process.env.NEARPOS_PYTHON ?? resolve(here, "../../../.venv/bin/python");
-  const child = spawn(python, [join(here, "raw_echo.py"), endpoint], { stdio: ["pipe", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  if ((await lines.next()).value !== "ready") throw new Error("raw_echo.py did not start");
-  const dealer = new Dealer({ linger: 0 });
-  dealer.connect(endpoint);
-  const frames = [Buffer.from("nearpos/1"), Buffer.alloc(64), Buffer.alloc(250), Buffer.alloc(40)];
-  return {
-    once: async () => {
-      await dealer.send(frames);
-      await dealer.receive();
-    },
-    close: () => {
-      dealer.close();
-      child.stdin.end();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 // pythonia (the fallback) moves base64 text through a pipe: far slower, so it gets fewer

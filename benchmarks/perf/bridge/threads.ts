@@ -2,16 +2,10 @@
 // /proc/PID/task), next to the same for the floor (zeromq.js against raw_echo.py), in one
 // run. On a machine with few cores a round trip's wall time is close to the sum of these.
 // Usage: npx tsx benchmarks/perf/bridge/threads.ts [calls]
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { Dealer } from "zeromq";
+import { readFileSync, readdirSync } from "node:fs";
 import { Runtime } from "../../../ts/src/index.ts";
+import { openFloor } from "./floor.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const n = Number(process.argv[2] ?? 5000);
 if (!Number.isSafeInteger(n) || n < 1) throw new Error(`calls: expected a positive integer, got ${process.argv[2]}`);
 const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
@@ -55,25 +49,9 @@ async function measure(pids: Record<string, number>, once: () => Promise<unknown
 
 const results: [string, { wall: number; cpu: Record<string, number> }][] = [];
 {
-  const dir = mkdtempSync(join(tmpdir(), "nearpos-raw-"));
-  const endpoint = `ipc://${dir}/echo`;
-  const python = process.env.NEARPOS_PYTHON ?? resolve(here, "../../../.venv/bin/python");
-  const child = spawn(python, [join(here, "raw_echo.py"), endpoint], { stdio: ["pipe", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  if ((await lines.next()).value !== "ready") throw new Error("raw_echo.py did not start");
-  const dealer = new Dealer({ linger: 0 });
-  dealer.connect(endpoint);
-  const frames = [Buffer.from("nearpos/1"), Buffer.alloc(64), Buffer.alloc(250), Buffer.alloc(40)];
-  results.push([
-    "floor",
-    await measure({ node: process.pid, python: child.pid as number }, async () => {
-      await dealer.send(frames);
-      await dealer.receive();
-    }),
-  ]);
-  dealer.close();
-  child.stdin.end();
-  rmSync(dir, { recursive: true, force: true });
+  const floor = await openFloor();
+  results.push(["floor", await measure({ node: process.pid, python: floor.pid }, floor.once)]);
+  floor.close();
 }
 {
   await using rt = await Runtime.start({ transport: "zeromq" });
