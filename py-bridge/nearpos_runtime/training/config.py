@@ -41,6 +41,14 @@ MAX_MEMORY_BUDGET = 2**50
 MIN_MEMORY_BUDGET = 2**20
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+#: K values of recall@K, shared by training's eval settings and the evaluate method.
+Ks = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_K)]],
+    Field(min_length=1, max_length=MAX_KS, description="K of recall@K"),
+]
+ChunkSize = Annotated[
+    int, Field(ge=1, le=MAX_EVAL_BATCH, description="Queries per distance tile")
+]
 
 
 class TaggedUnion:
@@ -344,15 +352,8 @@ class EvalSpec(_Strict):
     split: Literal["train", "val", "test"] = Field(
         default="test", description="Split evaluated ('val' needs data.folds)"
     )
-    ks: list[Annotated[int, Field(ge=1, le=MAX_K)]] = Field(
-        default_factory=lambda: [1, 2, 4, 8],
-        min_length=1,
-        max_length=MAX_KS,
-        description="K of recall@K",
-    )
-    chunk_size: int = Field(
-        default=1024, ge=1, le=MAX_EVAL_BATCH, description="Queries per distance tile"
-    )
+    ks: Ks = Field(default_factory=lambda: [1, 2, 4, 8])
+    chunk_size: ChunkSize = 1024
     nmi: bool = Field(default=True, description="Compute NMI (k-means)")
     batch_size: int = Field(
         default=512, ge=1, le=MAX_EVAL_BATCH, description="Embedding batch size"
@@ -467,15 +468,8 @@ class EvaluateParams(_Strict):
     gallery_fine_labels: TensorField | None = Field(
         default=None, description="Gallery fine labels M"
     )
-    ks: list[Annotated[int, Field(ge=1, le=MAX_K)]] = Field(
-        default_factory=lambda: [1, 2, 4, 8],
-        min_length=1,
-        max_length=MAX_KS,
-        description="K of recall@K",
-    )
-    chunk_size: int = Field(
-        default=1024, ge=1, le=MAX_EVAL_BATCH, description="Queries per distance tile"
-    )
+    ks: Ks = Field(default_factory=lambda: [1, 2, 4, 8])
+    chunk_size: ChunkSize = 1024
     nmi: bool = Field(default=True, description="Compute NMI")
     seed: Seed = Field(default=0, description="k-means seed")
     batch_size: int = Field(
