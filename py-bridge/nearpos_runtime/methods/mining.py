@@ -136,6 +136,28 @@ def build_wrapped_loss(
         raise InvalidParams(f"{name_field}: {exc}") from None
 
 
+def _check_budget(
+    what: str,
+    plugin: LoadedPlugin,
+    config: dict[str, Any],
+    memory_budget: int | None,
+    batch: Batch,
+    loss: str | None = None,
+) -> None:
+    """The budget check of ``mine`` and ``loss``: both name the same params fields."""
+    check_call(
+        what=what,
+        batch=batch,
+        strategy=Strategy.of(plugin.obj, config),
+        budget=resolve_budget(memory_budget),
+        budget_field="params.memory_budget",
+        negatives_field="params.config.negatives",
+        negatives_fixed=negatives_fixed(plugin, config),
+        rows_field="params.embeddings",
+        loss=loss,
+    )
+
+
 @method("mine", params=MineParams, description="Runs a sampler; returns its (a, p, n) indices.")
 def mine(ctx: CallContext, params: MineParams) -> dict[str, Any]:
     plugin: LoadedPlugin = plugin_index().get(params.sampler)
@@ -152,15 +174,9 @@ def mine(ctx: CallContext, params: MineParams) -> dict[str, Any]:
                 f"params.embeddings has {params.embeddings.shape[1]}"
             )
         ref = {"ref_emb": params.ref_embeddings, "ref_labels": params.ref_labels}
-    check_call(
-        what="mining",
-        batch=Batch.of(params.labels, params.embeddings.shape[1], params.ref_labels),
-        strategy=Strategy.of(plugin.obj, config),
-        budget=resolve_budget(params.memory_budget),
-        budget_field="params.memory_budget",
-        negatives_field="params.config.negatives",
-        negatives_fixed=negatives_fixed(plugin, config),
-        rows_field="params.embeddings",
+    _check_budget(
+        "mining", plugin, config, params.memory_budget,
+        Batch.of(params.labels, params.embeddings.shape[1], params.ref_labels),
     )
     try:
         miner = plugin.obj.miner(own_seed(config, params.config))
@@ -194,16 +210,9 @@ def loss(ctx: CallContext, params: LossParams) -> dict[str, Any]:
         config_field="params.loss_config",
         sampler_field="params.config",
     )
-    check_call(
-        what=f"the loss {params.loss!r}",
-        batch=Batch.of(params.labels, params.embeddings.shape[1]),
-        strategy=Strategy.of(plugin.obj, config),
-        budget=resolve_budget(params.memory_budget),
-        budget_field="params.memory_budget",
-        negatives_field="params.config.negatives",
-        negatives_fixed=negatives_fixed(plugin, config),
-        rows_field="params.embeddings",
-        loss=params.loss,
+    _check_budget(
+        f"the loss {params.loss!r}", plugin, config, params.memory_budget,
+        Batch.of(params.labels, params.embeddings.shape[1]), loss=params.loss,
     )
     with torch.no_grad():
         value = wrapped(params.embeddings, params.labels)
