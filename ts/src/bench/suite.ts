@@ -42,9 +42,9 @@ export const ClaimSchema = z
     losses: z.array(z.string().min(1)).min(1),
     /** Metric that must improve, e.g. "fine.recall@1". */
     metric: MetricName,
-    /** Smallest gain of the mean, in metric units (0.03 = 3 points of a fraction). */
+    /** Smallest mean paired (per-seed) gain, in metric units (0.03 = 3 points of a fraction); its 95% interval must also lie above 0. */
     min_gain: z.number().nonnegative(),
-    /** Metric that must not be lost (the method's interval reaches the baseline mean or above). */
+    /** Metric that must not be lost: the 95% interval of its paired difference (method - baseline) reaches 0 or above. */
     guard: MetricName.optional(),
   })
   .strict();
