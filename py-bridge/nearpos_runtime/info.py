@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from . import results
 from .plugins import plugin_index
 from .protocol.version import PROTOCOL_VERSION
 from .registry import list_methods
@@ -35,11 +36,12 @@ def devices() -> list[dict[str, Any]]:
 
 
 def schemas() -> dict[str, Any]:
-    """Methods with params schemas and plugins with config schemas (as in hello_reply)."""
+    """Methods with params, result and event schemas, and plugins with config schemas (as
+    in hello_reply)."""
     index = plugin_index()
     return {
         "protocol_version": PROTOCOL_VERSION,
-        "methods": [m.describe() for m in list_methods()],
+        "methods": [m.describe() | results.describe(m.name) for m in list_methods()],
         "plugins": index.describe(),
         "plugin_errors": list(index.errors),
     }
