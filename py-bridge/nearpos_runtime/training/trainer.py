@@ -1,21 +1,20 @@
 """The training loop: seeded, deterministic on CPU, cancellable, checkpointed, resumable.
 
-Trainings of one process run one at a time, in arrival order (:class:`RunQueue`): torch's
-global generator (model init, dropout, a sampler without its own seed), the deterministic
-flag and the intra-op thread count are process-wide, so two runs at once would change each
-other's results. A run that has to wait emits ``queued`` events and can be cancelled while
-it waits.
+A run goes through its phases in :meth:`Trainer._run`: set-up (:meth:`Trainer._set_up`),
+resume from a checkpoint (:func:`.checkpoint.resume`), the step loop (:meth:`Trainer._loop`,
+one update in :meth:`Trainer._step`), evaluation with best-step selection
+(:meth:`Trainer._evaluate_step`, :mod:`.selection`), checkpoints (:meth:`Trainer._checkpoint`,
+:mod:`.checkpoint`) and the result (:meth:`Trainer._result`). Trainings of one process run
+one at a time (:mod:`.run_queue`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,35 +22,38 @@ from typing import Any
 import torch
 from torch import nn
 
-from .atomic import write_atomic
-from .config import CosineSchedule, StepSchedule, TrainConfig
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, resume, run_state, save_atomic
+from .config import TrainConfig
 from .data import DataBundle, Samples, load_data
+from .errors import ConfigError, TrainingCancelled, TrainingError
 from .losses import build_loss
 from .metrics import evaluate_embeddings
 from .models import build_model, freeze_batchnorm, input_features
+from .optim import build_optimizer, lr_factor
+from .run_queue import RUN_QUEUE, RunQueue
+from .run_state import Progress, RunParts
 from .sampler import ClassBalancedSampler
+from .selection import select
 
 EventFn = Callable[[str, dict[str, Any]], None]
-CHECKPOINT_FORMAT = 1
 
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, bad checkpoint, missing device)."""
-
-
-class ConfigError(TrainingError):
-    """A training that the config itself rules out (a missing or mismatched checkpoint, a
-    device not present, a metric not measured); the message names the field."""
-
-    code = "invalid_params"
-
-
-class TrainingCancelled(Exception):
-    """Raised when the ``cancel`` callback returned True; ``step`` steps had completed."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(f"training cancelled after step {step}")
-        self.step = step
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "RUN_QUEUE",
+    "ConfigError",
+    "EventFn",
+    "RunQueue",
+    "TrainResult",
+    "TrainedModel",
+    "Trainer",
+    "TrainingCancelled",
+    "TrainingError",
+    "embed_samples",
+    "load_checkpoint",
+    "resolve_device",
+    "save_atomic",
+    "train",
+]
 
 
 @dataclass
@@ -80,66 +82,6 @@ class TrainResult:
     queued_s: float = 0.0
 
 
-class RunQueue:
-    """One training at a time per process, first come first served.
-
-    ``wait_turn`` returns once every run that arrived earlier has left; meanwhile it reports
-    how many runs are ahead (the running one included) through ``on_wait`` whenever that
-    number changes, and calls ``poll`` about every ``interval`` seconds (a cancellation
-    check: whatever it raises leaves the queue and propagates). ``leave`` ends a turn.
-    """
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self._cond = threading.Condition()
-        self._order: deque[tuple[object, int]] = deque()  # (ticket, thread); head runs
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._order)
-
-    def wait_turn(
-        self, ticket: object, on_wait: Callable[[int], None], poll: Callable[[], None]
-    ) -> float:
-        """Seconds waited (0.0 when nothing was ahead)."""
-        me = threading.get_ident()
-        with self._cond:
-            if self._order and self._order[0][1] == me:
-                # It would wait for itself for ever (a run started from another's callback).
-                raise TrainingError("a training cannot start another one from its own thread")
-            self._order.append((ticket, me))
-        t0 = time.perf_counter()
-        reported = 0
-        try:
-            while True:
-                with self._cond:
-                    ahead = self._position(ticket)
-                    if ahead and ahead == reported:
-                        self._cond.wait(self.interval)
-                        ahead = self._position(ticket)
-                if ahead == 0:
-                    return time.perf_counter() - t0 if reported else 0.0
-                if ahead != reported:
-                    on_wait(ahead)
-                    reported = ahead
-                poll()
-        except BaseException:
-            self.leave(ticket)
-            raise
-
-    def leave(self, ticket: object) -> None:
-        with self._cond:
-            self._order = deque(item for item in self._order if item[0] is not ticket)
-            self._cond.notify_all()
-
-    def _position(self, ticket: object) -> int:
-        return next(i for i, (t, _) in enumerate(self._order) if t is ticket)
-
-
-#: The process's queue of trainings (the runtime's ``train`` calls and Python callers alike).
-RUN_QUEUE = RunQueue()
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but CUDA is not available here")
@@ -163,51 +105,6 @@ def embed_samples(
     if not out:
         return torch.empty(0, 0)
     return torch.cat(out)
-
-
-def _lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Learning-rate multiplier for the update of 1-based ``step``."""
-    s = cfg.schedule
-    if isinstance(s, CosineSchedule):
-        if step <= s.warmup_steps:
-            return step / max(1, s.warmup_steps)
-        span = max(1, cfg.steps - s.warmup_steps)
-        t = (step - s.warmup_steps) / span
-        return s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-    if isinstance(s, StepSchedule):
-        return s.gamma ** ((step - 1) // s.step_size)
-    return 1.0
-
-
-def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    o = cfg.optimizer
-    if o.kind == "adam":
-        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-    if o.kind == "adamw":
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-    if o.kind == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
-    return torch.optim.RMSprop(params, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum)
-
-
-def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """torch.save through :func:`write_atomic`: a unique temporary per call, fsynced, then
-    renamed over ``path``; readers see the previous file or the new one, the last of
-    concurrent writers wins, and a failed or killed save leaves the previous file intact."""
-    write_atomic(path, lambda f: torch.save(obj, f))
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise TrainingError(f"checkpoint not found: {p}")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainingError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"{p} is not a nearpos checkpoint (format {CHECKPOINT_FORMAT})")
-    return state
 
 
 class Trainer:
@@ -266,20 +163,27 @@ class Trainer:
             torch.use_deterministic_algorithms(prev_det)
             torch.set_num_threads(prev_threads)
 
+    # ------------------------------------------------------------ the phases of a run
+
     def _run(self) -> TrainResult:
         cfg = self.cfg
+        parts = self._set_up()
+        prog = resume(cfg.resume_from, parts, cfg.steps) if cfg.resume_from else Progress()
+        parts.base_lrs = [g["lr"] for g in parts.opt.param_groups]
+        parts.model.train()
+        if cfg.freeze_bn:
+            freeze_batchnorm(parts.model)
+        t0 = time.perf_counter()
+        prog.t_log = t0
+        self._loop(parts, prog)
+        return self._result(parts, prog, time.perf_counter() - t0 - prog.eval_time)
+
+    def _set_up(self) -> RunParts:
+        """Device, data, sampler, model, loss and optimizer, built in a fixed order (the
+        global generator is seeded just before the model, so its init is the seed's)."""
+        cfg = self.cfg
         device = resolve_device(cfg.device)
-        cuda = device.type == "cuda"
-        if cuda and cfg.deterministic:
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
-        if (cfg.amp or cfg.channels_last) and not cuda:
-            self._warn("amp and channels_last apply on CUDA only; ignored on CPU")
-        if cfg.batch.per_class == 2:
-            self._warn(
-                "batch.per_class = 2: the nearest positive is the only positive, so "
-                "nearest-positive sampling changes nothing; use 3 or more"
-            )
+        self._check_device_settings(device)
         data = self.data or load_data(cfg.data)
         train = data.train
         sampler = ClassBalancedSampler(
@@ -295,7 +199,7 @@ class Trainer:
         in_features = input_features(tuple(probe.shape))
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, in_features).to(device)
-        if cuda and cfg.channels_last and probe.ndim == 4:
+        if device.type == "cuda" and cfg.channels_last and probe.ndim == 4:
             model = model.to(memory_format=torch.channels_last)
         loss_fn = build_loss(
             cfg.loss.name, cfg.loss.config, cfg.sampler.name, cfg.sampler.config
@@ -304,172 +208,171 @@ class Trainer:
             freeze_batchnorm(model)
         every = list(model.parameters()) + list(loss_fn.parameters())
         params = [p for p in every if p.requires_grad]
-        opt = _optimizer(cfg, params)
-        aug = torch.Generator().manual_seed(cfg.seed + 1)
-        spec = cfg.model.model_dump()
-        start, losses, history, epoch_sum = 0, [], [], 0.0
-        best: _Best | None = None
-        if cfg.resume_from:
-            try:
-                st = load_checkpoint(cfg.resume_from)
-            except TrainingError as exc:  # the config names a file that is not a checkpoint
-                raise ConfigError(f"resume_from: {exc}") from exc
-            if st["model_spec"] != spec or int(st["in_features"]) != in_features:
-                raise ConfigError(
-                    f"resume_from: checkpoint {cfg.resume_from} holds model {st['model_spec']} "
-                    f"({st['in_features']} inputs), the config asks for {spec} ({in_features})"
-                )
-            model.load_state_dict(st["model"])
-            loss_fn.load_state_dict(st["loss"])
-            opt.load_state_dict(st["optimizer"])
-            sampler.load_state_dict(st["sampler"])
-            aug.set_state(st["rng"]["augment"])
-            torch.set_rng_state(st["rng"]["torch"])
-            if cuda and "cuda" in st["rng"]:
-                torch.cuda.set_rng_state_all(list(st["rng"]["cuda"]))
-            start = int(st["step"])
-            losses = [float(v) for v in st["losses"].tolist()]
-            history = list(st["history"])
-            epoch_sum = float(st["epoch_loss_sum"])
-            if st.get("best") is not None:
-                b = st["best"]
-                best = _Best(int(b["step"]), b["value"], b["val_metrics"], b["model"])
-            if start >= cfg.steps:
-                raise ConfigError(
-                    f"resume_from, steps: checkpoint {cfg.resume_from} is at step {start}; "
-                    f"steps = {cfg.steps} leaves nothing to do"
-                )
-        model.train()
-        if cfg.freeze_bn:
-            freeze_batchnorm(model)
-        per_epoch = max(1, math.ceil(len(train) / sampler.batch_size))
-        last_ckpt: str | None = None
-        eval_time = 0.0
-        t0 = time.perf_counter()
-        t_log, n_log = t0, 0
-        autocast = (
+        opt = build_optimizer(cfg, params)
+        return RunParts(
+            device=device,
+            data=data,
+            sampler=sampler,
+            model=model,
+            loss_fn=loss_fn,
+            params=params,
+            opt=opt,
+            base_lrs=[g["lr"] for g in opt.param_groups],
+            aug=torch.Generator().manual_seed(cfg.seed + 1),
+            spec=cfg.model.model_dump(),
+            in_features=in_features,
+        )
+
+    def _check_device_settings(self, device: torch.device) -> None:
+        cfg = self.cfg
+        cuda = device.type == "cuda"
+        if cuda and cfg.deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        if (cfg.amp or cfg.channels_last) and not cuda:
+            self._warn("amp and channels_last apply on CUDA only; ignored on CPU")
+        if cfg.batch.per_class == 2:
+            self._warn(
+                "batch.per_class = 2: the nearest positive is the only positive, so "
+                "nearest-positive sampling changes nothing; use 3 or more"
+            )
+
+    def _loop(self, parts: RunParts, prog: Progress) -> None:
+        """Steps ``prog.start + 1 .. cfg.steps``: update, report, evaluate, checkpoint."""
+        cfg = self.cfg
+        per_epoch = max(1, math.ceil(len(parts.data.train) / parts.sampler.batch_size))
+        autocast: AbstractContextManager[Any] = (
             torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-            if cuda and cfg.amp
+            if parts.cuda and cfg.amp
             else nullcontext()
         )
-        base_lrs = [g["lr"] for g in opt.param_groups]
-        step = start
-        for step in range(start + 1, cfg.steps + 1):
+        for step in range(prog.start + 1, cfg.steps + 1):
             if self.cancel():
                 raise TrainingCancelled(step - 1)
-            factor = _lr_factor(cfg, step)
-            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr * factor
-            idx = sampler.next_batch()
-            x = train.inputs(idx, train=True, generator=aug).to(device, non_blocking=True)
-            if cuda and cfg.channels_last and x.ndim == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = train.labels[idx].to(device)
-            with autocast:
-                emb = model(x)
-            if not bool(torch.isfinite(emb.detach()).all()):
-                raise TrainingError(
-                    f"embeddings hold NaN or Inf at step {step} (learning rate "
-                    f"{opt.param_groups[0]['lr']:g}); lower optimizer.lr, set grad_clip, "
-                    "or check the inputs"
-                )
-            loss = loss_fn(emb.float(), y)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"loss is {value} at step {step} (learning rate {opt.param_groups[0]['lr']:g});"
-                    " lower optimizer.lr, set grad_clip, or check the inputs"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            losses.append(value)
-            epoch_sum += value
-            n_log += int(idx.numel())
-            if step % cfg.log_every == 0:
-                now = time.perf_counter()
-                diag = getattr(loss_fn, "last_diagnostics", None) or {}
-                self.on_event(
-                    "step",
-                    {
-                        "step": step,
-                        "epoch": (step - 1) // per_epoch,
-                        "loss": value,
-                        "lr": opt.param_groups[0]["lr"],
-                        "samples_per_s": n_log / max(now - t_log, 1e-9),
-                        "diagnostics": {k: _plain(v) for k, v in diag.items()},
-                    },
-                )
-                t_log, n_log = now, 0
-            if step % per_epoch == 0:
-                self.on_event(
-                    "epoch",
-                    {"epoch": step // per_epoch - 1, "step": step, "loss": epoch_sum / per_epoch},
-                )
-                epoch_sum = 0.0
+            idx, value = self._step(parts, step, autocast)
+            prog.step = step
+            prog.losses.append(value)
+            prog.epoch_sum += value
+            prog.n_log += int(idx.numel())
+            self._report(parts, prog, step, value, per_epoch)
             final = step == cfg.steps
             if final or (cfg.eval_every and step % cfg.eval_every == 0):
-                te = time.perf_counter()
-                metrics = self.evaluate(model, data, device)
-                entry: dict[str, Any] = {"step": step, "metrics": metrics}
-                if data.val is not None:
-                    val = (
-                        metrics
-                        if cfg.eval.split == "val"
-                        else self.evaluate(model, data, device, "val")
-                    )
-                    entry["val_metrics"] = val
-                    if cfg.select_best:
-                        value = _metric(val, cfg.select_on)
-                        # Strictly better only: on a tie the earlier step stays selected.
-                        if best is None or value > best.value:
-                            best = _Best(step, value, val, _state_copy(model))
-                history.append(entry)
-                self.on_event("eval", entry)
-                eval_time += time.perf_counter() - te
+                self._evaluate_step(parts, prog, step)
             ck = cfg.checkpoint
             if ck is not None and (final or (ck.every and step % ck.every == 0)):
-                path = Path(ck.dir) / f"step-{step}.pt"
-                state = {
-                    "format": CHECKPOINT_FORMAT,
+                self._checkpoint(parts, prog, step, Path(ck.dir))
+
+    def _step(
+        self, parts: RunParts, step: int, autocast: AbstractContextManager[Any]
+    ) -> tuple[torch.Tensor, float]:
+        """One optimizer update; returns the batch's sample indices and its loss."""
+        cfg, opt, train = self.cfg, parts.opt, parts.data.train
+        factor = lr_factor(cfg, step)
+        for g, lr in zip(opt.param_groups, parts.base_lrs, strict=True):
+            g["lr"] = lr * factor
+        idx = parts.sampler.next_batch()
+        x = train.inputs(idx, train=True, generator=parts.aug)
+        x = x.to(parts.device, non_blocking=True)
+        if parts.cuda and cfg.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = train.labels[idx].to(parts.device)
+        with autocast:
+            emb = parts.model(x)
+        lr_now = opt.param_groups[0]["lr"]
+        if not bool(torch.isfinite(emb.detach()).all()):
+            raise TrainingError(
+                f"embeddings hold NaN or Inf at step {step} (learning rate {lr_now:g}); "
+                "lower optimizer.lr, set grad_clip, or check the inputs"
+            )
+        loss = parts.loss_fn(emb.float(), y)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"loss is {value} at step {step} (learning rate {lr_now:g}); "
+                "lower optimizer.lr, set grad_clip, or check the inputs"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(parts.params, cfg.grad_clip)
+        opt.step()
+        return idx, value
+
+    def _report(
+        self, parts: RunParts, prog: Progress, step: int, value: float, per_epoch: int
+    ) -> None:
+        """``step`` events every ``log_every`` steps, ``epoch`` events at each epoch's end."""
+        if step % self.cfg.log_every == 0:
+            now = time.perf_counter()
+            diag = getattr(parts.loss_fn, "last_diagnostics", None) or {}
+            self.on_event(
+                "step",
+                {
                     "step": step,
-                    "model_spec": spec,
-                    "in_features": in_features,
-                    "model": model.state_dict(),
-                    "loss": loss_fn.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "sampler": sampler.state_dict(),
-                    "rng": _rng_state(aug, cuda),
-                    "losses": torch.tensor(losses, dtype=torch.float64),
-                    "history": history,
-                    "epoch_loss_sum": epoch_sum,
-                    "best": None if best is None else best.state(),
-                }
-                save_atomic(state, path)
-                last_ckpt = str(path)
-                self.on_event("checkpoint", {"step": step, "path": last_ckpt})
-        elapsed = time.perf_counter() - t0 - eval_time
-        done = step - start
+                    "epoch": (step - 1) // per_epoch,
+                    "loss": value,
+                    "lr": parts.opt.param_groups[0]["lr"],
+                    "samples_per_s": prog.n_log / max(now - prog.t_log, 1e-9),
+                    "diagnostics": {k: _plain(v) for k, v in diag.items()},
+                },
+            )
+            prog.t_log, prog.n_log = now, 0
+        if step % per_epoch == 0:
+            self.on_event(
+                "epoch",
+                {"epoch": step // per_epoch - 1, "step": step, "loss": prog.epoch_sum / per_epoch},
+            )
+            prog.epoch_sum = 0.0
+
+    def _evaluate_step(self, parts: RunParts, prog: Progress, step: int) -> None:
+        """Evaluate at ``step`` (and on ``val`` when there is one), keep the best step."""
+        cfg, data, model = self.cfg, parts.data, parts.model
+        te = time.perf_counter()
+        metrics = self.evaluate(model, data, parts.device)
+        entry: dict[str, Any] = {"step": step, "metrics": metrics}
+        if data.val is not None:
+            val = (
+                metrics
+                if cfg.eval.split == "val"
+                else self.evaluate(model, data, parts.device, "val")
+            )
+            entry["val_metrics"] = val
+            if cfg.select_best:
+                prog.best = select(prog.best, step, val, cfg.select_on, model)
+        prog.history.append(entry)
+        self.on_event("eval", entry)
+        prog.eval_time += time.perf_counter() - te
+
+    def _checkpoint(self, parts: RunParts, prog: Progress, step: int, directory: Path) -> None:
+        path = directory / f"step-{step}.pt"
+        save_atomic(run_state(parts, prog, step, parts.sampler.state_dict()), path)
+        prog.last_ckpt = str(path)
+        self.on_event("checkpoint", {"step": step, "path": prog.last_ckpt})
+
+    def _result(self, parts: RunParts, prog: Progress, elapsed: float) -> TrainResult:
+        """The result; with a selected best step, its weights and its metrics."""
+        model, best, history = parts.model, prog.best, prog.history
         metrics = history[-1]["metrics"] if history else {}
         if best is not None:
             # The eval split was measured on the selected weights at that step already.
             model.load_state_dict(best.model)
             metrics = next(h["metrics"] for h in history if h["step"] == best.step)
+        done = prog.step - prog.start
         return TrainResult(
-            model=TrainedModel(model.eval(), spec, in_features, device),
+            model=TrainedModel(model.eval(), parts.spec, parts.in_features, parts.device),
             metrics=metrics,
             best_step=None if best is None else best.step,
             best_val_metrics=None if best is None else best.val_metrics,
             history=history,
-            losses=losses,
-            steps=step,
+            losses=prog.losses,
+            steps=prog.step,
             elapsed_s=elapsed,
-            samples_per_s=done * sampler.batch_size / max(elapsed, 1e-9),
-            checkpoint=last_ckpt,
-            device=str(device),
+            samples_per_s=done * parts.sampler.batch_size / max(elapsed, 1e-9),
+            checkpoint=prog.last_ckpt,
+            device=str(parts.device),
         )
+
+    # ------------------------------------------------------------ evaluation
 
     def evaluate(
         self, model: nn.Module, data: DataBundle, device: torch.device, split: str | None = None
@@ -494,45 +397,6 @@ class Trainer:
         if self.cfg.freeze_bn:
             freeze_batchnorm(model)
         return out
-
-
-@dataclass
-class _Best:
-    """The selected evaluation step: its validation metrics and a CPU copy of the weights."""
-
-    step: int
-    value: float
-    val_metrics: dict[str, dict[str, float]]
-    model: dict[str, torch.Tensor]
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "value": self.value,
-            "val_metrics": self.val_metrics,
-            "model": self.model,
-        }
-
-
-def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _metric(metrics: dict[str, dict[str, float]], key: str) -> float:
-    """Value of 'coarse.map@r'-style ``key``; TrainingError listing what exists."""
-    group, _, name = key.partition(".")
-    value = metrics.get(group, {}).get(name)
-    if value is None:
-        have = [f"{g}.{n}" for g, ms in metrics.items() for n in ms]
-        raise ConfigError(f"select_on: no validation metric {key!r}; have {', '.join(have)}")
-    return float(value)
-
-
-def _rng_state(aug: torch.Generator, cuda: bool) -> dict[str, Any]:
-    state: dict[str, Any] = {"augment": aug.get_state(), "torch": torch.get_rng_state()}
-    if cuda:
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def _plain(v: Any) -> Any:
