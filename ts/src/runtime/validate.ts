@@ -15,24 +15,52 @@ export function fromZodError(error: z.ZodError, root: string): ValidationError {
   return new ValidationError(field, issue.message, { cause: error, ...(allowed ? { allowed } : {}) });
 }
 
-function errorToValidation(method: string, e: ErrorObject): ValidationError {
-  const segs = e.instancePath.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
-  let field = ["params", ...segs].join(".");
+/**
+ * One ajv set-up for every JSON Schema the runtime publishes in hello (method params, plugin
+ * configs). pydantic writes JSON Schema 2020-12; `strict: false` lets ajv pass over keywords
+ * it does not implement (pydantic's OpenAPI `discriminator`), which only annotate. With
+ * `allErrors` every problem is collected (suite checks), else the first ends the check.
+ */
+export function compileSchema(schema: object, options: { allErrors?: boolean } = {}): ValidateFunction {
+  return new Ajv2020({ strict: false, allErrors: options.allErrors ?? false, validateFormats: false }).compile(schema);
+}
+
+/** One schema error in a form both the runtime's ValidationError and suite reports use. */
+export interface SchemaIssue {
+  /** Instance path segments; for `required` and `additionalProperties` it ends with the property named. */
+  path: string[];
+  /** The JSON Schema keyword that failed (`enum`, `required`, `minimum`, ...). */
+  keyword: string;
+  /** Reads after the path: "is required", "is not a known parameter", ajv's text otherwise. */
+  message: string;
+  /** The values an `enum` or `const` allows. */
+  allowed?: unknown[];
+}
+
+/** Translates one ajv error (the only place that reads ajv's error objects). */
+export function schemaIssue(e: ErrorObject): SchemaIssue {
+  const path = e.instancePath.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
   const p = e.params as Record<string, unknown>;
-  let allowed: unknown[] | undefined;
-  let message = e.message ?? "is invalid";
-  if (e.keyword === "enum") allowed = p.allowedValues as unknown[];
-  else if (e.keyword === "const") allowed = [p.allowedValue];
-  else if (e.keyword === "required") {
-    field = `${field}.${String(p.missingProperty)}`;
-    message = "is required";
-  } else if (e.keyword === "additionalProperties") {
-    field = `${field}.${String(p.additionalProperty)}`;
-    message = "is not a known parameter";
-  }
-  return new ValidationError(field, `${message} (method ${method})`, {
+  const base = { path, keyword: e.keyword, message: e.message ?? "is invalid" };
+  if (e.keyword === "enum" && Array.isArray(p.allowedValues)) return { ...base, allowed: p.allowedValues as unknown[] };
+  if (e.keyword === "const") return { ...base, allowed: [p.allowedValue] };
+  if (e.keyword === "required") return { ...base, path: [...path, String(p.missingProperty)], message: "is required" };
+  if (e.keyword === "additionalProperties") return { ...base, path: [...path, String(p.additionalProperty)], message: "is not a known parameter" };
+  return base;
+}
+
+/** The issue as one line with the allowed values written out: `must be one of "a", "b"`. */
+export function issueText(i: SchemaIssue): string {
+  if (!i.allowed) return i.message;
+  const values = i.allowed.map((v) => JSON.stringify(v)).join(", ");
+  return i.keyword === "const" ? `must be ${values}` : `must be one of ${values}`;
+}
+
+function errorToValidation(method: string, e: ErrorObject): ValidationError {
+  const i = schemaIssue(e);
+  return new ValidationError(["params", ...i.path].join("."), `${i.message} (method ${method})`, {
     context: { method, keyword: e.keyword, schemaPath: e.schemaPath },
-    ...(allowed ? { allowed } : {}),
+    ...(i.allowed ? { allowed: i.allowed } : {}),
   });
 }
 
@@ -44,7 +72,6 @@ function errorToValidation(method: string, e: ErrorObject): ValidationError {
 export class ParamsValidator {
   private readonly methods: Map<string, MethodInfo>;
   private readonly compiled = new Map<string, ValidateFunction | null>();
-  private readonly ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false });
 
   constructor(methods: readonly MethodInfo[]) {
     this.methods = new Map(methods.map((m) => [m.name, m]));
@@ -76,7 +103,7 @@ export class ParamsValidator {
       const schema = this.methods.get(method)?.params_schema;
       // A method without a usable schema is checked by the runtime alone.
       try {
-        v = schema && typeof schema === "object" ? this.ajv.compile(schema) : null;
+        v = schema && typeof schema === "object" ? compileSchema(schema) : null;
       } catch {
         v = null;
       }
