@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from ._validation import check_choice
 from .config import SamplerConfig
 from .negatives import (
-    NEGATIVE_STRATEGIES,
     Negatives,
     all_negative_triplets,
     all_negatives,
@@ -21,11 +18,10 @@ from .negatives import (
     negative_distance_sums,
     semihard_negatives,
 )
-from .selection import ON_MISSING, Prepared, choose_positives, make_generator, prepare
+from .selection import Prepared, choose_positives, make_generator, prepare
 from .tiling import tiles
 
 POSITIVES: tuple[str, ...] = ("nearest", "all", "random", "hardest")
-OUTPUTS: tuple[str, ...] = ("triplets", "pairs")
 
 IndicesTuple = tuple[torch.Tensor, ...]
 
@@ -40,42 +36,6 @@ _EMPTY_DIAGNOSTICS: dict[str, float | int] = {
 
 def empty_diagnostics() -> dict[str, float | int]:
     return dict(_EMPTY_DIAGNOSTICS)
-
-
-@dataclass(frozen=True)
-class MiningOptions:
-    positives: str = "nearest"
-    negatives: str = "all"
-    output: str = "triplets"
-    distance: str = "euclidean"
-    normalize: bool = True
-    tile_size: int | None = None
-    on_missing: str = "drop"
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        check_choice(self.positives, "positives", POSITIVES)
-        check_choice(self.negatives, "negatives", NEGATIVE_STRATEGIES)
-        check_choice(self.output, "output", OUTPUTS)
-        check_choice(self.on_missing, "on_missing", ON_MISSING)
-        if self.negatives == "distance-weighted" and not self.normalize:
-            raise ValueError(
-                "negatives='distance-weighted' needs embeddings on the unit sphere "
-                "(normalize=True): its weights use the sphere's distance density"
-            )
-
-    @classmethod
-    def from_config(cls, config: SamplerConfig, positives: str) -> MiningOptions:
-        return cls(
-            positives=positives,
-            negatives=config.negatives,
-            output=config.output,
-            distance=config.distance,
-            normalize=config.normalize,
-            tile_size=config.tile_size,
-            on_missing=config.on_missing,
-            seed=config.seed,
-        )
 
 
 def _all_positive_pairs(p: Prepared) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -106,22 +66,27 @@ def _mean(x: torch.Tensor) -> float:
 class Miner:
     """Callable tuple miner: ``miner(embeddings, labels, ref_emb=None, ref_labels=None)``.
 
+    ``config`` gives the options (the wrapper-only ones are ignored; ``output="auto"`` is
+    triplets), ``positives`` the positive strategy (one of :data:`POSITIVES`).
     Returns PML's ``indices_tuple``: ``(a, p, n)`` or ``(a1, p, a2, n)`` int64 tensors;
     anchors index ``embeddings``, the others the reference set. ``last_diagnostics``
     holds the counts and mean distances of the last call. Keyword-only ``ids`` and
     ``ref_ids`` give identities (see :func:`nearest_positive.select`).
     """
 
-    def __init__(self, options: MiningOptions) -> None:
-        self.options = options
+    def __init__(self, config: SamplerConfig | None = None, positives: str = "nearest") -> None:
+        self.config = SamplerConfig() if config is None else config
+        self.config.check()
+        self.positives = check_choice(positives, "positives", POSITIVES)
+        self.output = "triplets" if self.config.output == "auto" else self.config.output
         self.last_diagnostics: dict[str, float | int] = empty_diagnostics()
         self._generator: torch.Generator | None = None
 
     def _gen(self, device: torch.device) -> torch.Generator | None:
-        if self.options.seed is None:
+        if self.config.seed is None:
             return None
         if self._generator is None or self._generator.device != device:
-            self._generator = make_generator(self.options.seed, device)
+            self._generator = make_generator(self.config.seed, device)
         return self._generator
 
     def __call__(
@@ -134,7 +99,7 @@ class Miner:
         ids: torch.Tensor | None = None,
         ref_ids: torch.Tensor | None = None,
     ) -> IndicesTuple:
-        if self.options.negatives == "all":  # outputs of B x M size: no copy
+        if self.config.negatives == "all":  # outputs of B x M size: no copy
             with torch.no_grad():
                 return self._mine(embeddings, labels, ref_emb, ref_labels, ids, ref_ids)
         # inference mode trims every op's bookkeeping (about 7% of a small batch's
@@ -152,10 +117,10 @@ class Miner:
         ids: torch.Tensor | None,
         ref_ids: torch.Tensor | None,
     ) -> IndicesTuple:
-        o = self.options
+        o, c = self, self.config
         p = prepare(
             embeddings, labels, ref_emb, ref_labels, ids, ref_ids,
-            o.distance, o.normalize, o.tile_size,
+            c.distance, c.normalize, c.tile_size,
         )
         device = p.space.anchors.device
         gen = self._gen(device)
@@ -169,7 +134,7 @@ class Miner:
             a = torch.nonzero(has).squeeze(1)
             pos, pos_s = best[a], best_s[a]
         missing = n_anchors - len(a) if o.positives != "all" else int((~has).sum())
-        if missing and o.on_missing == "error":
+        if missing and c.on_missing == "error":
             rows = torch.nonzero(~has).squeeze(1)[:10].tolist()
             raise ValueError(
                 f"{missing} anchor(s) have no positive candidate "
@@ -192,7 +157,7 @@ class Miner:
 
 def _complete(
     p: Prepared,
-    o: MiningOptions,
+    o: Miner,
     a: torch.Tensor,
     pos: torch.Tensor,
     pos_s: torch.Tensor,
@@ -207,13 +172,13 @@ def _complete(
     (anchor, positive) tuple, as PML's own miners for them do, so an anchor without a
     positive gets none.
     """
-    if o.negatives == "all":
+    if o.config.negatives == "all":
         return _every_negative(p, o, a, pos)
     return _one_negative(p, o, a, pos, pos_s, gen)
 
 
 def _every_negative(
-    p: Prepared, o: MiningOptions, a: torch.Tensor, pos: torch.Tensor
+    p: Prepared, o: Miner, a: torch.Tensor, pos: torch.Tensor
 ) -> tuple[IndicesTuple, float]:
     """negatives="all": no per-pair work, label masks and one score block per tile."""
     if o.output == "pairs":
@@ -231,7 +196,7 @@ def _every_negative(
 
 def _one_negative(
     p: Prepared,
-    o: MiningOptions,
+    o: Miner,
     a: torch.Tensor,
     pos: torch.Tensor,
     pos_s: torch.Tensor,
@@ -239,7 +204,7 @@ def _one_negative(
 ) -> tuple[IndicesTuple, float]:
     """One negative per (anchor, positive) row (hardest: per anchor in pair output)."""
     distinct = o.positives != "all"  # one row per anchor, ascending
-    if o.negatives == "hardest":
+    if o.config.negatives == "hardest":
         # independent of the positive: one search per distinct anchor
         if distinct:
             r = hardest_negatives(p, a)
@@ -251,7 +216,7 @@ def _one_negative(
                 result: IndicesTuple = (a, pos, g.anchors[ok], hard.index[ok])
                 return result, _mean(p.space.to_distance(hard.score[ok], g.anchors[ok]))
             r = Negatives(hard.index[g.group], hard.ok[g.group], hard.score[g.group])
-    elif o.negatives == "semihard":
+    elif o.config.negatives == "semihard":
         r = semihard_negatives(p, a, pos_s, distinct)
     else:
         r = distance_weighted_negatives(p, a, gen, distinct)
@@ -278,11 +243,3 @@ def warn_small_k(labels: torch.Tensor) -> None:
             ">= 3 samples per class (4 is usual)",
             stacklevel=3,
         )
-
-
-def as_config(config: SamplerConfig | dict[str, Any] | None) -> SamplerConfig:
-    if config is None:
-        return SamplerConfig()
-    if isinstance(config, SamplerConfig):
-        return config
-    return SamplerConfig.from_dict(config)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 from torch import nn
 
 from . import distributed as dist_utils
 from ._validation import check_embeddings, check_index_vector
-from .config import SamplerConfig
+from .config import SamplerConfig, options_doc
 from .losses.base import zero_loss
 from .losses.support import classify
 from .losses.support import supported_losses as _supported
 from .memory import Memory
-from .mining import Miner, MiningOptions, empty_diagnostics, warn_small_k
+from .mining import Miner, empty_diagnostics, warn_small_k
 
 
 class NearestPositive(nn.Module):
@@ -27,25 +30,17 @@ class NearestPositive(nn.Module):
         loss: the loss module to drive.
         positives: ``"nearest"`` (default: the method), ``"all"``, ``"random"`` or
             ``"hardest"``.
-        negatives: ``"all"`` (default), ``"semihard"``, ``"hardest"``,
-            ``"distance-weighted"``.
-        distance: ``"euclidean"`` (default), ``"squared_euclidean"``, ``"cosine"``; used to
-            choose tuples only (the loss keeps its own distance).
-        normalize: L2-normalise before choosing (default True).
-        tile_size: anchor rows per tile (default None: automatic).
-        on_missing: ``"drop"`` (default) or ``"error"`` for anchors without a positive.
-        seed: seed of the sampler's generator (default None: global generator).
-        output: ``"auto"`` (default: the loss's native form), ``"triplets"``, ``"pairs"``.
-        memory_size: rows of cross-batch memory (default 0 = off). Past batches are kept
-            detached, with labels and ids; an anchor never takes its own past copy.
-        distributed: gather embeddings, labels and ids from all torch.distributed ranks
-            (default False). Every rank then computes the loss of the *global* batch, which
-            it returns: the value equals single-process training on the concatenated
-            batch, and so do the gradients reaching each rank's embeddings.
-            DistributedDataParallel averages parameter gradients over ranks; set
-            ``scale_by_world_size=True`` to cancel that average.
-        scale_by_world_size: multiply the distributed loss by the world size (default False).
-        warn_small_k: warn once if no class has more than 2 samples (default True).
+        **options: the sampler options below (unknown names are a ValueError listing
+            them); ``distance`` also takes a PML ``LpDistance(p=2)`` or
+            ``CosineSimilarity()``, whose normalisation then applies. The distance is used
+            to choose tuples only: the loss keeps its own.
+
+    With ``memory_size``, past batches are kept detached, with labels and ids; an anchor
+    never takes its own past copy. With ``distributed``, every rank computes the loss of
+    the *global* batch, which it returns: the value equals single-process training on the
+    concatenated batch, and so do the gradients reaching each rank's embeddings.
+    DistributedDataParallel averages parameter gradients over ranks; set
+    ``scale_by_world_size=True`` to cancel that average.
 
     ``forward(embeddings, labels, ids=None)``: ``ids`` are optional integer identities
     (e.g. dataset indices); by default each call's rows get fresh ids.
@@ -53,45 +48,21 @@ class NearestPositive(nn.Module):
     ``distributed``, of this rank's anchors).
     """
 
-    def __init__(
-        self,
-        loss: nn.Module,
-        positives: str = "nearest",
-        negatives: str = "all",
-        distance: str = "euclidean",
-        normalize: bool = True,
-        tile_size: int | None = None,
-        on_missing: str = "drop",
-        seed: int | None = None,
-        output: str = "auto",
-        memory_size: int = 0,
-        distributed: bool = False,
-        scale_by_world_size: bool = False,
-        warn_small_k: bool = True,
-    ) -> None:
+    def __init__(self, loss: nn.Module, positives: str = "nearest", **options: Any) -> None:
         super().__init__()
-        cfg = SamplerConfig(
-            negatives=negatives, distance=distance, normalize=normalize, tile_size=tile_size,
-            on_missing=on_missing, seed=seed, output=output, memory_size=memory_size,
-            distributed=distributed, scale_by_world_size=scale_by_world_size,
-            warn_small_k=warn_small_k,
-        )
-        cfg.check()
+        cfg = SamplerConfig.from_dict(options)
         self.config = cfg
         self.loss = loss
-        self.family, native = classify(loss, needs_ref=memory_size > 0 or distributed)
-        form = native if output == "auto" else output
+        self.family, native = classify(loss, needs_ref=cfg.memory_size > 0 or cfg.distributed)
+        form = native if cfg.output == "auto" else cfg.output
         if self.family == "torch" and form == "pairs":
             raise ValueError(f"{type(loss).__name__} takes triplets; output='pairs' is invalid")
         self.positives = positives
-        self.miner = Miner(MiningOptions(
-            positives=positives, negatives=negatives, output=form, distance=distance,
-            normalize=normalize, tile_size=tile_size, on_missing=on_missing, seed=seed,
-        ))
-        self.memory = Memory(memory_size)
+        self.miner = Miner(dataclasses.replace(cfg, output=form), positives)
+        self.memory = Memory(cfg.memory_size)
         self.last_diagnostics: dict[str, float | int] = empty_diagnostics()
         self._next_id = 0
-        self._warned = not warn_small_k or positives != "nearest"
+        self._warned = not cfg.warn_small_k or positives != "nearest"
 
     @staticmethod
     def supported_losses() -> list[str]:
@@ -193,3 +164,6 @@ class NearestPositive(nn.Module):
 
     def reset_memory(self) -> None:
         self.memory.reset()
+
+
+NearestPositive.__doc__ = (NearestPositive.__doc__ or "") + options_doc()

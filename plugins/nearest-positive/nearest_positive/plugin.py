@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from .config import SamplerConfig
-from .mining import Miner, MiningOptions
+from .mining import Miner
 from .nearest_positive import NearestPositive
 from .pml_baseline import PMLMinerPlugin
 
@@ -41,53 +42,39 @@ class SamplerPlugin:
         return f"SamplerPlugin({self.name!r})"
 
     def _config(self, config: dict[str, Any] | SamplerConfig | None) -> SamplerConfig:
+        """The checked options, with this sampler's fixed negatives."""
+        explicit = isinstance(config, dict) and "negatives" in config
         if config is None:
-            values: dict[str, Any] = {}
-        elif isinstance(config, SamplerConfig):
-            values = config.to_dict()
-        else:
-            values = dict(config)
-        if self.negatives is not None:
-            given = values.get("negatives", self.negatives)
-            # "all" is the shared default, so a full SamplerConfig may carry it
-            explicit = isinstance(config, dict) and "negatives" in config
-            if given != self.negatives and (explicit or given != "all"):
-                raise ValueError(
-                    f"sampler {self.name!r} always uses negatives={self.negatives!r}; "
-                    f"got negatives={given!r}"
-                )
-            values["negatives"] = self.negatives
-        return SamplerConfig.from_dict(values)
+            config = SamplerConfig()
+        elif isinstance(config, dict):
+            config = SamplerConfig.from_dict(config)
+        if self.negatives is None:
+            return config
+        # "all" is the shared default, so a full SamplerConfig may carry it
+        if config.negatives != self.negatives and (explicit or config.negatives != "all"):
+            raise ValueError(
+                f"sampler {self.name!r} always uses negatives={self.negatives!r}; "
+                f"got negatives={config.negatives!r}"
+            )
+        return dataclasses.replace(config, negatives=self.negatives)
 
     def miner(self, config: dict[str, Any] | SamplerConfig | None = None) -> Any:
         """A miner ``miner(embeddings, labels, ref_emb=None, ref_labels=None)`` returning
         ``(a, p, n)`` (or pairs with ``output="pairs"``); a PML BaseMiner when PML is
-        installed, else a plain callable with the same behaviour."""
+        installed, else a plain callable with the same behaviour. The wrapper-only
+        options are accepted and have no effect."""
         cfg = self._config(config)
-        opts = dict(
-            positives=self.positives, negatives=cfg.negatives,
-            output="triplets" if cfg.output == "auto" else cfg.output,
-            distance=cfg.distance, normalize=cfg.normalize, tile_size=cfg.tile_size,
-            on_missing=cfg.on_missing, seed=cfg.seed,
-        )
         try:
             from .nearest_positive_miner import NearestPositiveMiner
         except ImportError:
-            return Miner(MiningOptions(**opts))
-        return NearestPositiveMiner(**opts)
+            return Miner(cfg, self.positives)
+        return NearestPositiveMiner(positives=self.positives, **cfg.to_dict(wrapper=False))
 
     def wrap(
         self, loss: nn.Module, config: dict[str, Any] | SamplerConfig | None = None
     ) -> NearestPositive:
         """``loss`` driven by this sampler's tuples (ValueError for unsupported losses)."""
-        cfg = self._config(config)
-        return NearestPositive(
-            loss, positives=self.positives, negatives=cfg.negatives, distance=cfg.distance,
-            normalize=cfg.normalize, tile_size=cfg.tile_size, on_missing=cfg.on_missing,
-            seed=cfg.seed, output=cfg.output, memory_size=cfg.memory_size,
-            distributed=cfg.distributed, scale_by_world_size=cfg.scale_by_world_size,
-            warn_small_k=cfg.warn_small_k,
-        )
+        return NearestPositive(loss, self.positives, **self._config(config).to_dict())
 
 
 plugin = SamplerPlugin(

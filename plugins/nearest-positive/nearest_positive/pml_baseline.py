@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ._validation import check_embeddings, check_index_vector
+from .losses import list_losses
 from .losses.support import classify
 from .mining import empty_diagnostics
 
@@ -215,6 +216,11 @@ class PMLMinerPlugin:
 
     def __repr__(self) -> str:
         return "PMLMinerPlugin('pml-miner')"
+
+    def list_losses(self) -> list[str]:
+        """The package's loss names that read ``indices_tuple``: not torch's triplet losses,
+        which :class:`MinerLoss` refuses."""
+        return [n for n in list_losses() if not n.startswith("torch:")]
 
     def _config(self, config: dict[str, Any] | PMLMinerConfig | None) -> PMLMinerConfig:
         if config is None:

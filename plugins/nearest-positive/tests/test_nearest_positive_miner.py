@@ -83,3 +83,30 @@ def test_explicit_ids_with_reference(device):
 def test_unsupported_distance_is_refused():
     with pytest.raises(ValueError, match="distance"):
         NearestPositiveMiner(distance=LpDistance(p=1))
+
+
+def test_pml_distance_maps_to_the_options():
+    m = NearestPositiveMiner(distance=LpDistance(power=2, normalize_embeddings=False))
+    assert (m.core.config.distance, m.core.config.normalize) == ("squared_euclidean", False)
+    assert isinstance(m.distance, LpDistance)  # PML's own attribute keeps the object
+    c = NearestPositiveMiner(distance=CosineSimilarity(), normalize=False)
+    assert (c.core.config.distance, c.core.config.normalize) == ("cosine", True)
+
+
+def test_pml_distance_in_the_wrapper_equals_the_name():
+    from nearest_positive import NearestPositive
+
+    e, y = batch("cpu")
+    by_object = NearestPositive(losses.TripletMarginLoss(), distance=CosineSimilarity())
+    by_name = NearestPositive(losses.TripletMarginLoss(), distance="cosine")
+    assert by_object.config == by_name.config
+    assert by_object(e, y).item() == by_name(e, y).item()
+
+
+def test_miner_keywords():
+    assert NearestPositiveMiner(collect_stats=True).collect_stats is True
+    with pytest.raises(ValueError, match=r"'memory_size'; known options: positives, self_match, "
+                       r"collect_stats, negatives"):
+        NearestPositiveMiner(memory_size=10)
+    with pytest.raises(TypeError):
+        NearestPositiveMiner("semihard")  # options are keywords: no silent positional meaning

@@ -1,7 +1,8 @@
 import torch
 from np_reference import rows
 
-from nearest_positive.mining import Miner, MiningOptions
+from nearest_positive.config import SamplerConfig
+from nearest_positive.mining import Miner
 from nearest_positive.negatives import DW_NONZERO_LOSS_CUTOFF
 
 
@@ -18,7 +19,7 @@ def test_semihard_is_closest_negative_beyond_the_positive():
     for seed in range(5):
         e, y = data(seed)
         E = rows(e, True)
-        a, p, n = Miner(MiningOptions(negatives="semihard", tile_size=4))(e, y)
+        a, p, n = Miner(SamplerConfig(negatives="semihard", tile_size=4))(e, y)
         for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist(), strict=True):
             dap = dist(E, ai, pi)
             negs = [j for j in range(len(y)) if y[j] != y[ai]]
@@ -32,7 +33,7 @@ def test_semihard_is_closest_negative_beyond_the_positive():
 def test_hardest_negative():
     e, y = data(1)
     E = rows(e, True)
-    a, p, n = Miner(MiningOptions(negatives="hardest"))(e, y)
+    a, p, n = Miner(SamplerConfig(negatives="hardest"))(e, y)
     for ai, ni in zip(a.tolist(), n.tolist(), strict=True):
         negs = [j for j in range(len(y)) if y[j] != y[ai]]
         assert abs(dist(E, ai, ni) - min(dist(E, ai, j) for j in negs)) < 1e-5
@@ -40,7 +41,7 @@ def test_hardest_negative():
 
 def test_all_negatives_enumerates_every_triplet():
     e, y = data(2, n=12, classes=3)
-    a, p, n = Miner(MiningOptions(negatives="all"))(e, y)
+    a, p, n = Miner(SamplerConfig(negatives="all"))(e, y)
     for ai in set(a.tolist()):
         got = sorted(n[a == ai].tolist())
         assert got == [j for j in range(12) if y[j] != y[ai]]
@@ -48,7 +49,7 @@ def test_all_negatives_enumerates_every_triplet():
 
 def test_distance_weighted_is_seeded_and_respects_cutoff():
     e, y = data(3, n=64, d=16, classes=4)
-    run = lambda s: Miner(MiningOptions(negatives="distance-weighted", seed=s))(e, y)  # noqa: E731
+    run = lambda s: Miner(SamplerConfig(negatives="distance-weighted", seed=s))(e, y)  # noqa: E731
     a1, _, n1 = run(7)
     _, _, n2 = run(7)
     _, _, n3 = run(8)
@@ -65,7 +66,7 @@ def test_distance_weighted_is_seeded_and_respects_cutoff():
 
 def test_pairs_output_and_diagnostics():
     e, y = data(4)
-    m = Miner(MiningOptions(negatives="hardest", output="pairs"))
+    m = Miner(SamplerConfig(negatives="hardest", output="pairs"))
     a1, p, a2, n = m(e, y)
     d = m.last_diagnostics
     assert d["tuples"] == len(a1) + len(a2)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from nearest_positive import negatives as neg_module
-from nearest_positive.mining import Miner, MiningOptions
+from nearest_positive.config import SamplerConfig
+from nearest_positive.mining import Miner
 from nearest_positive.negatives import (
     DW_CUTOFF,
     DW_NONZERO_LOSS_CUTOFF,
@@ -70,7 +71,8 @@ def reference_hardest(E, R, y, yr, a: int) -> int | None:
 
 def mine(case, device="cpu", **opts):
     e, y, ref, ref_y, ids, ref_ids = (None if t is None else t.to(device) for t in case)
-    m = Miner(MiningOptions(normalize=False, distance="squared_euclidean", **opts))
+    positives = opts.pop("positives", "nearest")
+    m = Miner(SamplerConfig(normalize=False, distance="squared_euclidean", **opts), positives)
     out = m(e, y, ref, ref_y, ids=ids, ref_ids=ref_ids)
     return tuple(t.cpu() for t in out), m.last_diagnostics
 
@@ -241,7 +243,7 @@ def test_distance_weighted_uniform_fallback_with_a_memory_bank():
     negs = bank_y != 0
     assert freq[~negs].sum() == 0  # never the anchor's own copies or classmates
     assert torch.allclose(freq[negs], torch.full((10,), 0.1, dtype=torch.float64), atol=0.02)
-    m = Miner(MiningOptions(negatives="distance-weighted", seed=1))
+    m = Miner(SamplerConfig(negatives="distance-weighted", seed=1))
     a, p_, n = m(e, y, bank, bank_y, ids=ids, ref_ids=torch.cat([ids, ids]))
     assert (bank_y[n] != y[a]).all() and (p_ % 8 != a).all()
 
@@ -249,7 +251,7 @@ def test_distance_weighted_uniform_fallback_with_a_memory_bank():
 def test_distance_weighted_draw_does_not_depend_on_the_tile():
     e, y, _, _ = unit_case(5, b=40, d=6)
     e = e * 0.3 + e[0]
-    runs = [Miner(MiningOptions(negatives="distance-weighted", seed=3, tile_size=t))(e, y)
+    runs = [Miner(SamplerConfig(negatives="distance-weighted", seed=3, tile_size=t))(e, y)
             for t in (None, 1, 7)]
     for other in runs[1:]:
         assert all(torch.equal(x, z) for x, z in zip(runs[0], other, strict=True))
@@ -261,8 +263,8 @@ def test_anchors_without_negatives_get_no_tuple(negatives):
     y = torch.tensor([0, 0, 0, 1, 1, 2])
     ref = torch.randn(4, 3)
     ref_y = torch.tensor([0, 0, 0, 0])  # only class 0 lacks negatives here
-    a, p, n = Miner(MiningOptions(negatives=negatives, positives="all", seed=0))(
+    a, p, n = Miner(SamplerConfig(negatives=negatives, seed=0), positives="all")(
         e, y, ref, ref_y)
     assert len(a) == 0  # class 0 has positives but no negative; others no positive
-    a, p, n = Miner(MiningOptions(negatives=negatives, seed=0))(e, y)
+    a, p, n = Miner(SamplerConfig(negatives=negatives, seed=0))(e, y)
     assert set(a.tolist()) == {0, 1, 2, 3, 4} and (y[n] != y[a]).all()

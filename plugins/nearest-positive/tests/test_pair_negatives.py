@@ -16,7 +16,8 @@ from pytorch_metric_learning.distances import LpDistance  # noqa: E402
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu  # noqa: E402
 
 from nearest_positive import NearestPositive, NearestPositiveMiner  # noqa: E402
-from nearest_positive.mining import Miner, MiningOptions  # noqa: E402
+from nearest_positive.config import SamplerConfig
+from nearest_positive.mining import Miner  # noqa: E402
 
 
 def assert_equal_pairs(got, expect):
@@ -64,7 +65,7 @@ def test_random_batches_wrapper_and_miner(seed, device):
         NearestPositive(loss, warn_small_k=False)(e, y)
         assert_equal_pairs(seen["tuple"][2:], pml[2:])
     # all positives and all negatives: the loss's own pairs, both halves
-    assert_equal_pairs(Miner(MiningOptions(positives="all", output="pairs"))(e, y), pml)
+    assert_equal_pairs(Miner(SamplerConfig(output="pairs"), positives="all")(e, y), pml)
 
 
 def test_reference_set_negatives_are_pml_pairs_against_it(device):

@@ -105,3 +105,13 @@ def test_without_a_miner_the_miner_returns_every_triplet():
     expected = lmu.get_all_triplets_indices(y)
     for got, want in zip((a, p, n), expected, strict=True):
         assert torch.equal(got, want)
+
+
+def test_lists_the_losses_it_drives():
+    from nearest_positive import create_loss
+    from nearest_positive.plugin import pml_miner
+
+    names = pml_miner.list_losses()
+    assert "triplet" in names and not [n for n in names if n.startswith("torch:")]
+    with pytest.raises(ValueError, match="indices_tuple"):
+        pml_miner.wrap(create_loss("torch:TripletMarginLoss"), {})

@@ -73,9 +73,10 @@ class TupleLoss(nn.Module):
         if indices_tuple is None:
             if labels is None:
                 raise ValueError(f"{type(self).__name__} needs labels or indices_tuple")
-            from ..mining import Miner, MiningOptions
+            from ..config import SamplerConfig
+            from ..mining import Miner
 
-            miner = Miner(MiningOptions(positives="all", negatives="all", output=self.consumes))
+            miner = Miner(SamplerConfig(output=self.consumes), positives="all")
             if ref_emb is embeddings:
                 indices_tuple = miner(embeddings, labels)
             else:
