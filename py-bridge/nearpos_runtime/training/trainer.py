@@ -169,7 +169,6 @@ class Trainer:
         cfg = self.cfg
         parts = self._set_up()
         prog = resume(cfg.resume_from, parts, cfg.steps) if cfg.resume_from else Progress()
-        parts.base_lrs = [g["lr"] for g in parts.opt.param_groups]
         parts.model.train()
         if cfg.freeze_bn:
             freeze_batchnorm(parts.model)
@@ -217,6 +216,7 @@ class Trainer:
             loss_fn=loss_fn,
             params=params,
             opt=opt,
+            # Before a resume loads the optimizer state: that holds the scheduled rate.
             base_lrs=[g["lr"] for g in opt.param_groups],
             aug=torch.Generator().manual_seed(cfg.seed + 1),
             spec=cfg.model.model_dump(),

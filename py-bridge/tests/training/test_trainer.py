@@ -99,6 +99,26 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     assert resumed.steps == 12
 
 
+@pytest.mark.parametrize(
+    "schedule",
+    [{"kind": "step", "step_size": 3, "gamma": 0.5}, {"kind": "cosine", "warmup_steps": 2}],
+)
+def test_resume_keeps_the_learning_rate_schedule(tmp_path, schedule):
+    # The optimizer state holds the rate scheduled at the checkpoint's step: the schedule
+    # must apply to the configured rate again, not compound on top of that one.
+    def cfg(**over):
+        return config(seed=2, optimizer={"kind": "sgd", "lr": 0.05}, schedule=schedule, **over)
+
+    full, full_events = run(cfg())
+    calls = iter(range(100))
+    with pytest.raises(TrainingCancelled):
+        run(cfg(checkpoint={"dir": str(tmp_path), "every": 6}), cancel=lambda: next(calls) >= 8)
+    resumed, events = run(cfg(resume_from=str(tmp_path / "step-6.pt")))
+    lrs = [d["lr"] for t, d in events if t == "step"]
+    assert lrs == [d["lr"] for t, d in full_events if t == "step"][6:]
+    assert resumed.losses == full.losses
+
+
 def test_resume_with_other_model_is_refused(tmp_path):
     run(config(checkpoint={"dir": str(tmp_path), "every": 0}, steps=2))
     other = config(model={"kind": "mlp", "hidden": [16], "embedding_dim": 8})
