@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from .lifecycle import (
     exit_now,
@@ -21,6 +22,10 @@ from .lifecycle import (
     setup_logging,
     stdout_to_stderr,
 )
+
+if TYPE_CHECKING:
+    from .endpoints import AddressPlan
+    from .transports.zmq_io import ZmqServer
 
 log = logging.getLogger("nearpos_runtime")
 # Exit status when serving stopped because of a failure of the runtime itself (a bug).
@@ -78,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_key(args: argparse.Namespace) -> bytes:
-    from .keys import KEY_ENV, KeyError_, read_key_env, read_key_file, read_key_stdin
+    from .keys import KEY_ENV, KeyFileError, read_key_env, read_key_file, read_key_stdin
 
     if args.key_stdin:
         return read_key_stdin()
@@ -86,12 +91,30 @@ def _read_key(args: argparse.Namespace) -> bytes:
         return read_key_file(args.key_file)
     key = read_key_env()
     if key is None:
-        raise KeyError_(f"no key: pass --key-stdin or --key-file, or set {KEY_ENV}")
+        raise KeyFileError(f"no key: pass --key-stdin or --key-file, or set {KEY_ENV}")
     return key
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Serve until a shutdown request or a signal; 2 for bad arguments (then it returns),
+    otherwise the process exits from :func:`_stop`."""
     ppid = os.getppid()
+    ready = _prepare(args, ppid)
+    if isinstance(ready, int):
+        return ready
+    key, plan, conn_file = ready
+    started = _start(args, key, plan, conn_file)
+    if isinstance(started, int):
+        return started
+    server, cleanup = started
+    _handle_signals(args, server, ppid)
+    while not server.stopped.wait(0.5):
+        pass
+    _stop(args, server, cleanup, conn_file)
+
+
+def _prepare(args: argparse.Namespace, ppid: int) -> tuple[bytes, AddressPlan, Path] | int:
+    """The key, the address plan and the connection file, checked; 2 when one is bad."""
     try:
         key = _read_key(args)
     except (ValueError, OSError) as exc:
@@ -115,11 +138,17 @@ def serve(args: argparse.Namespace) -> int:
     except (EndpointError, OSError) as exc:
         log.error("%s", exc)
         return 2
+    return key, plan, conn_file
 
+
+def _start(
+    args: argparse.Namespace, key: bytes, plan: AddressPlan, conn_file: Path
+) -> tuple[ZmqServer, list[Path]] | int:
+    """Bind, start the server, write the connection file; the paths to remove at the end,
+    or 2 when binding failed."""
     import zmq  # heavy imports (torch) only once the arguments are known to be good
 
-    from .endpoints import bind, ipc_path, write_connection_file
-    from .server import remove_paths
+    from .endpoints import EndpointError, bind, ipc_path, write_connection_file
     from .transports.zmq_io import ZmqServer
 
     signed = plan.kind == "tcp" if args.signed_buffers is None else args.signed_buffers
@@ -151,6 +180,11 @@ def serve(args: argparse.Namespace) -> int:
         signed,
         args.workers,
     )
+    return server, cleanup
+
+
+def _handle_signals(args: argparse.Namespace, server: ZmqServer, ppid: int) -> None:
+    """SIGTERM and SIGINT request a graceful shutdown."""
 
     def on_signal(sig: int, _frame: object) -> None:
         if args.key_stdin and sig == signal.SIGTERM and parent_gone(ppid):
@@ -160,8 +194,14 @@ def serve(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    while not server.stopped.wait(0.5):
-        pass
+
+
+def _stop(
+    args: argparse.Namespace, server: ZmqServer, cleanup: list[Path], conn_file: Path
+) -> NoReturn:
+    """Close, remove what serving created, and exit (EXIT_FAULT after an internal failure)."""
+    from .server import remove_paths
+
     server.close()
     remove_paths(cleanup)
     if args.remove_dir_on_exit:

@@ -10,20 +10,20 @@ from typing import TextIO
 KEY_ENV = "NEARPOS_KEY"
 
 
-class KeyError_(ValueError):
+class KeyFileError(ValueError):
     """The key is missing, malformed or stored unsafely."""
 
 
 def parse_key(text: str, source: str) -> bytes:
     text = text.strip()
     if len(text) != 64:
-        raise KeyError_(
+        raise KeyFileError(
             f"key from {source} must be 64 hex digits (32 bytes), got {len(text)} chars"
         )
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise KeyError_(f"key from {source} is not hexadecimal") from None
+        raise KeyFileError(f"key from {source} is not hexadecimal") from None
 
 
 def read_key_stdin(stream: TextIO | None = None) -> bytes:
@@ -31,14 +31,14 @@ def read_key_stdin(stream: TextIO | None = None) -> bytes:
     stream = stream or sys.stdin
     line = stream.readline()
     if not line:
-        raise KeyError_("stdin closed before a key line arrived")
+        raise KeyFileError("stdin closed before a key line arrived")
     return parse_key(line, "stdin")
 
 
 def read_key_file(path: str) -> bytes:
     mode = os.stat(path).st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyError_(
+        raise KeyFileError(
             f"key file {path} is accessible by group or others (mode {stat.S_IMODE(mode):o}); "
             "chmod 600 it"
         )

@@ -16,7 +16,7 @@ import torch
 
 from nearpos_runtime.client import Client
 from nearpos_runtime.endpoints import EndpointError, check_private_dir, plan_address
-from nearpos_runtime.keys import KeyError_, read_key_file
+from nearpos_runtime.keys import KeyFileError, read_key_file
 from nearpos_runtime.protocol.version import PROTOCOL_VERSION
 from nearpos_runtime.testing import private_dir, spawn_runtime
 
@@ -280,11 +280,11 @@ def test_private_dir_and_key_file_permissions(tmp_path: Path) -> None:
     key_file.chmod(0o600)
     assert read_key_file(str(key_file)) == bytes([0xAB] * 32)
     key_file.chmod(0o640)
-    with pytest.raises(KeyError_, match="group or others"):
+    with pytest.raises(KeyFileError, match="group or others"):
         read_key_file(str(key_file))
     key_file.chmod(0o600)
     key_file.write_text("xyz\n")
-    with pytest.raises(KeyError_, match="64 hex digits"):
+    with pytest.raises(KeyFileError, match="64 hex digits"):
         read_key_file(str(key_file))
 
 
