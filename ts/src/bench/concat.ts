@@ -5,7 +5,9 @@
  * @internal
  */
 import { Tensor } from "../tensor.ts";
-import type { Embedded, EvalOptions } from "./types.ts";
+import { sha256Of } from "./canonical.ts";
+import type { RunSpec } from "./suite.ts";
+import type { BenchBackend, Embedded, EvalOptions, RunRecord } from "./types.ts";
 
 function sameLabels(a: Tensor, b: Tensor): boolean {
   if (a.data.length !== b.data.length) return false;
@@ -62,4 +64,53 @@ export function evalOptionsOf(train: Record<string, unknown>): EvalOptions {
 export function evalSplitOf(train: Record<string, unknown>): string {
   const split = (train.eval as Record<string, unknown> | undefined)?.split;
   return typeof split === "string" ? split : "test";
+}
+
+/** A fold run's trained model, held until its group's last fold is done. */
+export interface FoldMember {
+  run: RunSpec;
+  model: string;
+  record: RunRecord;
+}
+
+/** Id of a fold group's concatenated record (its folder under runs/). */
+export function concatRunId(group: string): string {
+  return `${group}__concat`;
+}
+
+/** Config hash of a concatenated record: that of its folds' train configs, in fold order. */
+export function concatSha(folds: readonly RunSpec[]): string {
+  return sha256Of(folds.map((f) => f.train));
+}
+
+/**
+ * Embeds the eval split with each fold's selected model, joins the L2-normalised embeddings
+ * (F x d) and evaluates the join with the folds' evaluation settings.
+ */
+export async function concatenatedRecord(backend: BenchBackend, group: string, members: readonly FoldMember[]): Promise<RunRecord> {
+  const t0 = performance.now();
+  const parts = [];
+  for (const m of members) parts.push(await backend.embed(m.model, m.run.train.data, evalSplitOf(m.run.train)));
+  const joined = concatNormalized(parts);
+  const first = members[0]!;
+  const metrics = await backend.evaluateEmbeddings(joined, evalOptionsOf(first.run.train));
+  const recs = members.map((m) => m.record);
+  const sum = (f: (x: RunRecord) => number) => recs.reduce((a, x) => a + f(x), 0);
+  return {
+    id: concatRunId(group),
+    lossId: first.run.lossId,
+    sampler: first.run.sampler,
+    baseline: first.run.baseline,
+    seed: first.run.seed,
+    config_sha256: concatSha(members.map((m) => m.run)),
+    metrics,
+    steps: sum((x) => x.steps),
+    elapsed_s: sum((x) => x.elapsed_s),
+    wall_s: sum((x) => x.wall_s) + (performance.now() - t0) / 1000,
+    samples_per_s: sum((x) => x.samples_per_s) / recs.length,
+    device: first.record.device,
+    final_loss: null,
+    folds: members.length,
+    concatenated: { folds: members.length, fold_dim: parts[0]!.embeddings.shape[1]!, dim: joined.embeddings.shape[1]! },
+  };
 }

@@ -4,7 +4,7 @@
  * computed from those numbers.
  * @internal
  */
-import type { Claim } from "./suite.ts";
+import { foldGroupOf, type Claim } from "./suite.ts";
 import { pairedDifference, tInterval, type Summary } from "./stats.ts";
 import type { MetricSet, RunRecord } from "./types.ts";
 
@@ -44,7 +44,7 @@ export function averageFolds(records: readonly RunRecord[]): RunRecord[] {
       out.push(r);
       continue;
     }
-    const key = r.id.replace(/__f\d+$/, "");
+    const key = foldGroupOf(r.id);
     const g = groups.get(key);
     if (g) g.push(r);
     else {

@@ -1,22 +1,29 @@
 /**
  * Runs a suite's run matrix through a runtime and writes its results folder:
- * manifest.json, runs/<id>/{metrics.jsonl,final.json,projection.json}, results.json,
- * results.csv, summary.md, report.html, embedding.svg and by-class.svg (all written atomically). With
- * cross-validation, each (loss, sampler, seed) also gets runs/<id>__concat/final.json: its
- * folds' selected models evaluated as one concatenated embedding (MLRC).
+ * manifest.json, runs/<id>/{metrics.jsonl,final.json,projection.json} and the aggregate outputs
+ * (outputs.ts), all written atomically. With cross-validation, each (loss, sampler, seed) also
+ * gets runs/<id>__concat/final.json: its folds' selected models evaluated as one concatenated
+ * embedding (MLRC, concat.ts).
+ *
+ * Phases: the manifest (checked against the folder's on resume), then per run: taken from disk
+ * on resume, or trained and written; after a group's last fold, its concatenation; last, the
+ * aggregate outputs.
  * @internal
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeAtomic, writeJsonAtomic } from "./atomic.ts";
 import { sha256Of } from "./canonical.ts";
-import { concatNormalized, evalOptionsOf, evalSplitOf } from "./concat.ts";
+import { concatenatedRecord, concatRunId, concatSha, evalSplitOf, type FoldMember } from "./concat.ts";
 import { buildManifest, type Manifest } from "./manifest.ts";
-import { Progress } from "./progress.ts";
-import { classKeysOf, classRecallSvg, embeddingFigure, reportHtml, stackSvgs, summaryMarkdown, textTable, type Curve, type ReportInput } from "./report.ts";
-import { aggregate, aggregateWithConcatenated, averageFolds, checkClaim, embeddingLabel, metricValue, SUMMARY_COLUMNS, type ClaimVerdict, type Variant } from "./results.ts";
-import type { RunSpec, Suite } from "./suite.ts";
-import type { BenchBackend, MetricSet, Projection, RunRecord } from "./types.ts";
+import { writeReports } from "./outputs.ts";
+import { Progress, type ProgressState } from "./progress.ts";
+import type { ClaimVerdict, Variant } from "./results.ts";
+import { foldGroupOf, type RunSpec, type Suite } from "./suite.ts";
+import type { BenchBackend, RunRecord } from "./types.ts";
+
+/** What the backend's `train` resolves to. */
+type TrainOutcome = Awaited<ReturnType<BenchBackend["train"]>>;
 
 /** Options of {@link runSuite}. */
 export interface RunSuiteOptions {
@@ -43,140 +50,27 @@ export interface SuiteOutcome {
   skipped: string[];
 }
 
-function stepsOf(run: RunSpec): number {
-  return typeof run.train.steps === "number" ? run.train.steps : 1000;
-}
-
-/** Reads a finished run's record if present and made from the same config. */
-function finishedRecord(dir: string, run: RunSpec): RunRecord | undefined {
-  const p = join(dir, "final.json");
-  if (!existsSync(p)) return undefined;
-  const rec = JSON.parse(readFileSync(p, "utf8")) as RunRecord;
-  return rec.config_sha256 === sha256Of(run.train) ? rec : undefined;
-}
-
-/** The id of a fold run's (loss, sampler, seed) group: the run id without "__f<k>". */
-export function foldGroupOf(runId: string): string {
-  return runId.replace(/__f\d+$/, "");
-}
-
-/** Config hash of a concatenated record: that of its folds' train configs, in fold order. */
-function concatSha(folds: readonly RunSpec[]): string {
-  return sha256Of(folds.map((f) => f.train));
-}
-
-/**
- * CSV of the final metrics, one row per run, every metric as a column. With cross-validation an
- * `embedding` column tells the fold-mean rows from the concatenated ones.
- */
-export function resultsCsv(records: readonly RunRecord[]): string {
-  const keys = new Set<string>();
-  for (const r of records) for (const g of ["coarse", "fine"] as const) for (const k of Object.keys(r.metrics[g] ?? {})) keys.add(`${g}.${k}`);
-  const cols = [...keys].sort();
-  const cv = records.some((r) => r.folds !== undefined || r.concatenated);
-  const head = ["run", "loss", "sampler", "baseline", "seed", ...(cv ? ["embedding"] : []), "steps", "elapsed_s", ...cols];
-  const lines = records.map((r) => [r.id, r.lossId, r.sampler, String(r.baseline), String(r.seed), ...(cv ? [embeddingLabel(r)] : []), String(r.steps), String(r.elapsed_s), ...cols.map((c) => String(metricValue(r.metrics, c) ?? ""))].join(","));
-  return `${head.join(",")}\n${lines.join("\n")}\n`;
-}
-
-/** Writes the aggregate outputs from the records found in `outDir`. */
-export function writeReports(outDir: string, manifest: Manifest, records: RunRecord[]): { variants: Variant[]; claims: ClaimVerdict[]; table: string } {
-  // Cross-validation: a seed's figure is the mean over its folds' selected models, and beside it
-  // the figure of those models' concatenated embedding.
-  const concatenated = records.filter((r) => r.concatenated);
-  const plain = records.filter((r) => !r.concatenated);
-  const runs = averageFolds(plain);
-  const foldRuns = plain.filter((r) => r.fold !== undefined);
-  const variants = aggregateWithConcatenated(runs, concatenated);
-  const claims = manifest.suite.claim ? checkClaim(manifest.suite.claim, variants) : [];
-  const curves: Curve[] = [];
-  const projections: ReportInput["projections"] = {};
-  for (const r of plain) {
-    if (r.fold !== undefined && r.fold > 0) continue; // one curve per seed: fold 0's
-    const dir = join(outDir, "runs", r.id);
-    const jsonl = join(dir, "metrics.jsonl");
-    if (existsSync(jsonl)) {
-      const history = readFileSync(jsonl, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; metrics: MetricSet });
-      curves.push({ lossId: r.lossId, sampler: r.sampler, seed: r.seed, history });
-    }
-    const pj = join(dir, "projection.json");
-    const key = `${r.lossId}__${r.sampler}`;
-    if (existsSync(pj) && !projections[key]) projections[key] = { seed: r.seed, projection: JSON.parse(readFileSync(pj, "utf8")) as Projection };
-  }
-  const v = manifest.versions;
-  const provenance = [
-    `suite ${manifest.suite.name} (${manifest.suite_file}), config sha256 ${manifest.config_sha256}`,
-    `nearpos ${v.nearpos}, runtime ${v.runtime}, Node ${v.node}, Python ${v.python}, torch ${v.torch}, ${v.platform}`,
-    `device ${manifest.device}; git ${manifest.git.commit ?? "n/a"}${manifest.git.dirty ? " (dirty)" : ""}`,
-    `command: ${manifest.command.join(" ")}`,
-  ];
-  const classKeys = classKeysOf(runs.map((r) => r.metrics));
-  const byClass = classKeys.length > 0 ? { keys: classKeys, variants: aggregate(runs, classKeys) } : undefined;
-  const input: ReportInput = { suiteName: manifest.suite.name, description: manifest.suite.description, variants, claims, curves, projections, provenance, maxPoints: manifest.suite.projection.max_points, ...(byClass ? { byClass } : {}) };
-  const summary = variants.map((x) => ({
-    loss: x.lossId,
-    sampler: x.sampler,
-    baseline: x.baseline,
-    ...(embeddingLabel(x) ? { embedding: embeddingLabel(x) } : {}),
-    ...(x.concatenated ? { concatenated: x.concatenated } : {}),
-    seeds: x.seeds,
-    stats: x.stats,
-    values: x.values,
-  }));
-  writeJsonAtomic(join(outDir, "results.json"), {
-    suite: manifest.suite.name,
-    config_sha256: manifest.config_sha256,
-    columns: SUMMARY_COLUMNS,
-    runs,
-    ...(foldRuns.length > 0 ? { fold_runs: foldRuns } : {}),
-    ...(concatenated.length > 0 ? { concatenated_runs: concatenated } : {}),
-    summary,
-    claims,
-  });
-  writeAtomic(join(outDir, "results.csv"), resultsCsv([...runs, ...concatenated]));
-  writeAtomic(join(outDir, "summary.md"), summaryMarkdown(input));
-  writeAtomic(join(outDir, "report.html"), reportHtml(input));
-  if (Object.keys(projections).length > 0) writeAtomic(join(outDir, "embedding.svg"), embeddingFigure(input));
-  const classFigures = [...new Set(runs.map((r) => r.lossId))].map((l) => classRecallSvg(input, l)).filter(Boolean);
-  if (classFigures.length > 0) writeAtomic(join(outDir, "by-class.svg"), stackSvgs(classFigures));
-  return { variants, claims, table: textTable(variants) };
-}
-
-/**
- * Embeds the eval split with each fold's selected model, joins the L2-normalised embeddings
- * (F x d) and evaluates the join with the folds' evaluation settings.
- */
-async function concatenatedRecord(backend: BenchBackend, group: string, members: readonly { run: RunSpec; model: string; record: RunRecord }[], sha: string): Promise<RunRecord> {
-  const t0 = performance.now();
-  const parts = [];
-  for (const m of members) parts.push(await backend.embed(m.model, m.run.train.data, evalSplitOf(m.run.train)));
-  const joined = concatNormalized(parts);
-  const first = members[0]!;
-  const metrics = await backend.evaluateEmbeddings(joined, evalOptionsOf(first.run.train));
-  const recs = members.map((m) => m.record);
-  const sum = (f: (x: RunRecord) => number) => recs.reduce((a, x) => a + f(x), 0);
-  return {
-    id: `${group}__concat`,
-    lossId: first.run.lossId,
-    sampler: first.run.sampler,
-    baseline: first.run.baseline,
-    seed: first.run.seed,
-    config_sha256: sha,
-    metrics,
-    steps: sum((x) => x.steps),
-    elapsed_s: sum((x) => x.elapsed_s),
-    wall_s: sum((x) => x.wall_s) + (performance.now() - t0) / 1000,
-    samples_per_s: sum((x) => x.samples_per_s) / recs.length,
-    device: first.record.device,
-    final_loss: null,
-    folds: members.length,
-    concatenated: { folds: members.length, fold_dim: parts[0]!.embeddings.shape[1]!, dim: joined.embeddings.shape[1]! },
-  };
-}
-
 /** Runs every run of the matrix (or skips finished ones with `resume`) and writes all outputs. */
 export async function runSuite(o: RunSuiteOptions): Promise<SuiteOutcome> {
-  const progress = o.progress ?? new Progress();
+  const manifest = writeManifest(o);
+  const suiteRun = new SuiteRun(o);
+  try {
+    for (const [i, run] of o.runs.entries()) {
+      if (!suiteRun.resumeRun(run)) await suiteRun.runOne(run, i);
+    }
+  } finally {
+    await suiteRun.releaseHeld();
+  }
+  suiteRun.progress.done();
+  const { records, skipped } = suiteRun;
+  const { variants, claims, table } = writeReports(o.outDir, manifest, records);
+  return { outDir: o.outDir, manifest, records, variants, claims, table, skipped };
+}
+
+// ---------------------------------------------------------------- plan and resume check
+
+/** Writes manifest.json; on resume the folder's manifest must be for the same configuration. */
+function writeManifest(o: RunSuiteOptions): Manifest {
   const manifest = buildManifest({ suite: o.suite, suiteFile: o.suiteFile, runs: o.runs, selection: o.selection ?? {}, hello: o.backend.hello, command: o.command ?? process.argv.slice(1) });
   const manifestPath = join(o.outDir, "manifest.json");
   if (o.resume && existsSync(manifestPath)) {
@@ -187,109 +81,170 @@ export async function runSuite(o: RunSuiteOptions): Promise<SuiteOutcome> {
     manifest.created_at = old.created_at;
   }
   writeJsonAtomic(manifestPath, manifest);
+  return manifest;
+}
 
-  const stepsTotal = o.runs.reduce((s, r) => s + stepsOf(r), 0);
-  let stepsDone = 0;
-  const records: RunRecord[] = [];
-  const skipped: string[] = [];
-  const projected = new Set<string>();
-  // Cross-validation: the fold runs of each (loss, sampler, seed), and the selected models held
-  // until the group's last fold is done (the concatenated embedding needs all of them).
+function stepsOf(run: RunSpec): number {
+  return typeof run.train.steps === "number" ? run.train.steps : 1000;
+}
+
+/** A finished record at `file`, if present and made from the config of hash `sha`. */
+function finishedRecord(file: string, sha: string): RunRecord | undefined {
+  if (!existsSync(file)) return undefined;
+  const rec = JSON.parse(readFileSync(file, "utf8")) as RunRecord;
+  return rec.config_sha256 === sha ? rec : undefined;
+}
+
+/** Cross-validation: the fold runs of each (loss, sampler, seed) group, in fold order. */
+function foldGroups(runs: readonly RunSpec[]): Map<string, RunSpec[]> {
   const groups = new Map<string, RunSpec[]>();
-  for (const run of o.runs) if (run.fold !== undefined) groups.set(foldGroupOf(run.id), [...(groups.get(foldGroupOf(run.id)) ?? []), run]);
-  const held = new Map<string, { run: RunSpec; model: string; record: RunRecord }[]>();
-  // On resume a group counts as done only with its concatenated record: its fold models are
-  // gone, so a group interrupted before that record is trained again from its first fold.
-  const concatDone = new Map<string, RunRecord>();
-  if (o.resume) {
-    for (const [group, folds] of groups) {
-      const p = join(o.outDir, "runs", `${group}__concat`, "final.json");
-      if (!existsSync(p)) continue;
-      const rec = JSON.parse(readFileSync(p, "utf8")) as RunRecord;
-      if (rec.config_sha256 === concatSha(folds)) concatDone.set(group, rec);
+  for (const run of runs) if (run.fold !== undefined) groups.set(foldGroupOf(run.id), [...(groups.get(foldGroupOf(run.id)) ?? []), run]);
+  return groups;
+}
+
+/**
+ * On resume a group counts as done only with its concatenated record: its fold models are
+ * gone, so a group interrupted before that record is trained again from its first fold.
+ */
+function concatenatedOnDisk(outDir: string, groups: ReadonlyMap<string, RunSpec[]>): Map<string, RunRecord> {
+  const done = new Map<string, RunRecord>();
+  for (const [group, folds] of groups) {
+    const rec = finishedRecord(join(outDir, "runs", concatRunId(group), "final.json"), concatSha(folds));
+    if (rec) done.set(group, rec);
+  }
+  return done;
+}
+
+/** The record of a trained run, as written to its final.json. */
+function recordOf(run: RunSpec, result: TrainOutcome, wall_s: number): RunRecord {
+  return {
+    id: run.id,
+    lossId: run.lossId,
+    sampler: run.sampler,
+    baseline: run.baseline,
+    seed: run.seed,
+    config_sha256: sha256Of(run.train),
+    metrics: result.metrics,
+    steps: result.steps,
+    elapsed_s: result.elapsed_s,
+    wall_s,
+    samples_per_s: result.samples_per_s,
+    device: result.device,
+    final_loss: result.losses.length > 0 ? result.losses[result.losses.length - 1]! : null,
+    ...(run.fold !== undefined ? { fold: run.fold, best_step: result.best_step ?? null, best_val_metrics: result.best_val_metrics ?? null } : {}),
+  };
+}
+
+// ---------------------------------------------------------------- the runs
+
+/** The state of one suite run: records so far, progress, and fold models held for concatenation. */
+class SuiteRun {
+  readonly records: RunRecord[] = [];
+  readonly skipped: string[] = [];
+  readonly progress: Progress;
+  private stepsDone = 0;
+  private readonly stepsTotal: number;
+  /** Variants (loss__sampler) that have their projection.json: one per variant. */
+  private readonly projected = new Set<string>();
+  private readonly groups: Map<string, RunSpec[]>;
+  private readonly held = new Map<string, FoldMember[]>();
+  private readonly concatDone: Map<string, RunRecord>;
+
+  constructor(private readonly o: RunSuiteOptions) {
+    this.progress = o.progress ?? new Progress();
+    this.stepsTotal = o.runs.reduce((s, r) => s + stepsOf(r), 0);
+    this.groups = foldGroups(o.runs);
+    this.concatDone = o.resume ? concatenatedOnDisk(o.outDir, this.groups) : new Map();
+  }
+
+  private dirOf(run: RunSpec): string {
+    return join(this.o.outDir, "runs", run.id);
+  }
+
+  /** With resume, takes a finished run (and its group's concatenation) from disk; false when it must run. */
+  resumeRun(run: RunSpec): boolean {
+    if (!this.o.resume) return false;
+    const group = run.fold !== undefined ? foldGroupOf(run.id) : undefined;
+    if (group !== undefined && !this.concatDone.has(group)) return false;
+    const done = finishedRecord(join(this.dirOf(run), "final.json"), sha256Of(run.train));
+    if (!done) return false;
+    this.records.push(done);
+    this.skipped.push(run.id);
+    if (existsSync(join(this.dirOf(run), "projection.json"))) this.projected.add(`${run.lossId}__${run.sampler}`);
+    this.stepsDone += stepsOf(run);
+    const folds = group === undefined ? undefined : this.groups.get(group)!;
+    if (folds && run.id === folds[folds.length - 1]!.id) this.records.push(this.concatDone.get(group!)!);
+    return true;
+  }
+
+  /** Trains run `i`, writes its outputs, and after a group's last fold its concatenation. */
+  async runOne(run: RunSpec, i: number): Promise<void> {
+    const state = { label: run.id, runsDone: i, runsTotal: this.o.runs.length, stepsTotal: this.stepsTotal };
+    const t0 = performance.now();
+    const result = await this.train(run, state);
+    const group = run.fold !== undefined ? foldGroupOf(run.id) : undefined;
+    await this.writeRunFiles(run, result, group !== undefined);
+    const record = recordOf(run, result, (performance.now() - t0) / 1000);
+    if (group !== undefined) this.held.set(group, [...(this.held.get(group) ?? []), { run, model: result.model, record }]);
+    writeJsonAtomic(join(this.dirOf(run), "final.json"), record);
+    this.records.push(record);
+    if (group !== undefined && this.held.get(group)!.length === this.groups.get(group)!.length) await this.concatenate(group, state);
+    this.progress.update({ ...state, runsDone: i + 1, stepsDone: this.stepsDone });
+  }
+
+  /** Runs `train`, turning its step and warning events into progress. */
+  private async train(run: RunSpec, state: Omit<ProgressState, "stepsDone">): Promise<TrainOutcome> {
+    const before = this.stepsDone;
+    this.progress.update({ ...state, stepsDone: before }, true);
+    const result = await this.o.backend.train(run.train, (ev) => {
+      if (ev.type === "step" && typeof ev.data.step === "number") {
+        this.stepsDone = before + ev.data.step;
+        const loss = typeof ev.data.loss === "number" ? ` loss ${ev.data.loss.toFixed(4)}` : "";
+        this.progress.update({ ...state, stepsDone: this.stepsDone, detail: `step ${ev.data.step}/${stepsOf(run)}${loss}` });
+      } else if (ev.type === "warning") {
+        this.progress.log(`warning (${run.id}): ${String(ev.data.message)}`);
+      }
+    });
+    this.stepsDone = before + stepsOf(run);
+    return result;
+  }
+
+  /** metrics.jsonl and, for a variant's first run, projection.json; frees the model unless `keep`. */
+  private async writeRunFiles(run: RunSpec, result: TrainOutcome, keep: boolean): Promise<void> {
+    const variantKey = `${run.lossId}__${run.sampler}`;
+    let kept = false;
+    try {
+      writeAtomic(join(this.dirOf(run), "metrics.jsonl"), result.history.map((h) => JSON.stringify({ step: h.step, metrics: h.metrics })).join("\n") + (result.history.length ? "\n" : ""));
+      if (this.o.suite.projection.enabled && !this.projected.has(variantKey)) {
+        const proj = await this.o.backend.project(result.model, run.train.data, evalSplitOf(run.train));
+        writeJsonAtomic(join(this.dirOf(run), "projection.json"), proj);
+        this.projected.add(variantKey);
+      }
+      kept = keep;
+    } finally {
+      if (!kept) await this.o.backend.release(result.model);
     }
   }
-  try {
-    for (const [i, run] of o.runs.entries()) {
-      const dir = join(o.outDir, "runs", run.id);
-      const variantKey = `${run.lossId}__${run.sampler}`;
-      const group = run.fold !== undefined ? foldGroupOf(run.id) : undefined;
-      if (o.resume && (group === undefined || concatDone.has(group))) {
-        const done = finishedRecord(dir, run);
-        if (done) {
-          records.push(done);
-          skipped.push(run.id);
-          if (existsSync(join(dir, "projection.json"))) projected.add(variantKey);
-          stepsDone += stepsOf(run);
-          const folds = group === undefined ? undefined : groups.get(group)!;
-          if (folds && run.id === folds[folds.length - 1]!.id) records.push(concatDone.get(group!)!);
-          continue;
-        }
-      }
-      const base = { label: run.id, runsDone: i, runsTotal: o.runs.length, stepsTotal };
-      const before = stepsDone;
-      progress.update({ ...base, stepsDone }, true);
-      const t0 = performance.now();
-      const result = await o.backend.train(run.train, (ev) => {
-        if (ev.type === "step" && typeof ev.data.step === "number") {
-          stepsDone = before + ev.data.step;
-          const loss = typeof ev.data.loss === "number" ? ` loss ${ev.data.loss.toFixed(4)}` : "";
-          progress.update({ ...base, stepsDone, detail: `step ${ev.data.step}/${stepsOf(run)}${loss}` });
-        } else if (ev.type === "warning") {
-          progress.log(`warning (${run.id}): ${String(ev.data.message)}`);
-        }
-      });
-      let keep = false;
-      try {
-        stepsDone = before + stepsOf(run);
-        writeAtomic(join(dir, "metrics.jsonl"), result.history.map((h) => JSON.stringify({ step: h.step, metrics: h.metrics })).join("\n") + (result.history.length ? "\n" : ""));
-        if (o.suite.projection.enabled && !projected.has(variantKey)) {
-          const proj = await o.backend.project(result.model, run.train.data, evalSplitOf(run.train));
-          writeJsonAtomic(join(dir, "projection.json"), proj);
-          projected.add(variantKey);
-        }
-        keep = group !== undefined;
-      } finally {
-        if (!keep) await o.backend.release(result.model);
-      }
-      const record: RunRecord = {
-        id: run.id,
-        lossId: run.lossId,
-        sampler: run.sampler,
-        baseline: run.baseline,
-        seed: run.seed,
-        config_sha256: sha256Of(run.train),
-        metrics: result.metrics,
-        steps: result.steps,
-        elapsed_s: result.elapsed_s,
-        wall_s: (performance.now() - t0) / 1000,
-        samples_per_s: result.samples_per_s,
-        device: result.device,
-        final_loss: result.losses.length > 0 ? result.losses[result.losses.length - 1]! : null,
-        ...(run.fold !== undefined ? { fold: run.fold, best_step: result.best_step ?? null, best_val_metrics: result.best_val_metrics ?? null } : {}),
-      };
-      if (group !== undefined) held.set(group, [...(held.get(group) ?? []), { run, model: result.model, record }]);
-      writeJsonAtomic(join(dir, "final.json"), record);
-      records.push(record);
-      if (group !== undefined && held.get(group)!.length === groups.get(group)!.length) {
-        progress.update({ ...base, stepsDone, detail: `concatenated embedding of ${groups.get(group)!.length} folds` }, true);
-        const members = held.get(group)!;
-        held.delete(group);
-        try {
-          const rec = await concatenatedRecord(o.backend, group, members, concatSha(groups.get(group)!));
-          writeJsonAtomic(join(o.outDir, "runs", rec.id, "final.json"), rec);
-          records.push(rec);
-        } finally {
-          for (const m of members) await o.backend.release(m.model);
-        }
-      }
-      progress.update({ ...base, runsDone: i + 1, stepsDone });
+
+  // ---------------------------------------------------------------- cross-validation
+
+  /** The concatenated record of a group whose folds are all done; frees the fold models. */
+  private async concatenate(group: string, state: Omit<ProgressState, "stepsDone">): Promise<void> {
+    const members = this.held.get(group)!;
+    this.progress.update({ ...state, stepsDone: this.stepsDone, detail: `concatenated embedding of ${members.length} folds` }, true);
+    this.held.delete(group);
+    try {
+      const rec = await concatenatedRecord(this.o.backend, group, members);
+      writeJsonAtomic(join(this.o.outDir, "runs", rec.id, "final.json"), rec);
+      this.records.push(rec);
+    } finally {
+      for (const m of members) await this.o.backend.release(m.model);
     }
-  } finally {
-    // A failed run leaves its group incomplete: free the fold models still held.
-    for (const members of held.values()) for (const m of members) await o.backend.release(m.model).catch(() => undefined);
   }
-  progress.done();
-  const { variants, claims, table } = writeReports(o.outDir, manifest, records);
-  return { outDir: o.outDir, manifest, records, variants, claims, table, skipped };
+
+  /** A failed run leaves its group incomplete: frees the fold models still held. */
+  async releaseHeld(): Promise<void> {
+    for (const members of this.held.values()) for (const m of members) await this.o.backend.release(m.model).catch(() => undefined);
+    this.held.clear();
+  }
 }

@@ -243,6 +243,16 @@ export interface Selection {
   quick?: boolean;
 }
 
+/** Id of a cross-validation fold's run: the run id with "__f<fold>" appended. */
+export function foldRunId(runId: string, fold: number): string {
+  return `${runId}__f${fold}`;
+}
+
+/** The id of a fold run's (loss, sampler, seed) group: the run id without "__f<fold>". */
+export function foldGroupOf(runId: string): string {
+  return runId.replace(/__f\d+$/, "");
+}
+
 /**
  * One run per class-disjoint fold: fold k holds out the k-th fold of the training classes as
  * the runtime's "val" split and keeps the weights with the best `select_on` there
@@ -252,7 +262,7 @@ export function expandFolds(run: RunSpec, cv: Suite["cross_validation"]): RunSpe
   if (!cv) return [run];
   return Array.from({ length: cv.folds }, (_, fold) => ({
     ...run,
-    id: `${run.id}__f${fold}`,
+    id: foldRunId(run.id, fold),
     fold,
     folds: cv.folds,
     train: deepMerge(run.train, { data: { folds: cv.folds, fold }, select_best: true, select_on: cv.select_on }),
