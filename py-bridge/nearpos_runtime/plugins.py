@@ -20,6 +20,30 @@ REQUIRED_ATTRS = ("name", "version", "description", "config_class", "miner", "wr
 log = logging.getLogger("nearpos_runtime.plugins")
 # Stands for every pytorch-metric-learning loss class in hello's plugin ``losses``.
 PML_PATTERN = "pml:*"
+# What a loss factory raises for a bad name or bad kwargs.
+REFUSED = (TypeError, ValueError, KeyError, AttributeError)
+
+
+@dataclass(frozen=True)
+class LossFields:
+    """Where a method's params hold the loss name, its kwargs and the sampler config:
+    each refusal of :meth:`LoadedPlugin.build_loss` names one of them."""
+
+    name: str
+    config: str
+    sampler_config: str
+
+
+def given_options(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The validated values of the options the caller gave: the plugin fills in its own
+    defaults (a full config would state ``negatives="all"`` explicitly, which the
+    ``semihard`` sampler rightly refuses)."""
+    return {k: v for k, v in validated.items() if k in given}
+
+
+def matches(name: str, names: list[str]) -> bool:
+    """``name`` is one of ``names``, where an entry ending in ``*`` is a prefix pattern."""
+    return any(name.startswith(n[:-1]) if n.endswith("*") else name == n for n in names)
 
 
 @dataclass
@@ -37,15 +61,16 @@ class LoadedPlugin:
             "module": self.module,
             "config_schema": self.adapter.json_schema(),
         }
-        losses = self.hello_losses()
+        losses = self.loss_names()
         if losses is not None:
             out["losses"] = losses
         return out
 
-    def hello_losses(self) -> list[str] | None:
-        """Loss names for hello: ``list_losses()`` plus the pattern ``pml:*`` when it lists
-        pytorch-metric-learning losses (any PML class name is then accepted by name and
-        checked by ``create_loss``). None when the plugin offers no list."""
+    def loss_names(self) -> list[str] | None:
+        """The loss names this sampler takes, as hello sends them and every check uses them:
+        ``list_losses()`` plus the pattern ``pml:*`` when it lists pytorch-metric-learning
+        losses (any PML class name then passes the name check and ``create_loss`` decides).
+        None when the plugin offers no list."""
         try:
             names = self.list_losses()
         except Exception as exc:  # a broken hook must not break hello
@@ -81,7 +106,7 @@ class LoadedPlugin:
         dumped = self.adapter.dump_python(value)
         return dumped if isinstance(dumped, dict) else dict(config)
 
-    def create_loss_fn(self) -> Callable[..., Any]:
+    def create_loss_fn(self, where: str = "params.loss") -> Callable[..., Any]:
         """The plugin's loss factory: its ``create_loss`` attribute, else ``<package>.losses``."""
         hook = getattr(self.obj, "create_loss", None)
         if callable(hook):
@@ -91,11 +116,11 @@ class LoadedPlugin:
             losses = importlib.import_module(f"{package}.losses")
         except ImportError as exc:
             raise InvalidParams(
-                f"sampler {self.name!r} offers no losses ({package}.losses: {exc})"
+                f"{where}: sampler {self.name!r} offers no losses ({package}.losses: {exc})"
             ) from None
         factory = getattr(losses, "create_loss", None)
         if not callable(factory):
-            raise InvalidParams(f"{package}.losses has no create_loss()")
+            raise InvalidParams(f"{where}: {package}.losses has no create_loss()")
         return factory
 
     def list_losses(self) -> list[str] | None:
@@ -106,6 +131,38 @@ class LoadedPlugin:
             except (ImportError, AttributeError):
                 return None
         return [str(n) for n in hook()]
+
+    def build_loss(
+        self,
+        name: str,
+        loss_config: dict[str, Any],
+        sampler_config: dict[str, Any],
+        fields: LossFields,
+    ) -> Any:
+        """``wrap(create_loss(name, **loss_config), sampler_config)``: the one loss factory of
+        ``train``, ``loss`` and the train config check. ``sampler_config`` holds checked
+        options (:meth:`validate_config`); every refusal is InvalidParams naming its field."""
+        known = self.loss_names()
+        if known is not None and not matches(name, known):
+            raise InvalidParams(f"{fields.name}: unknown loss {name!r}; known: {', '.join(known)}")
+        create_loss = self.create_loss_fn(fields.name)
+        try:
+            base = create_loss(name, **loss_config)
+        except REFUSED as exc:
+            # The name's fault when the loss cannot be built even without options.
+            try:
+                create_loss(name)
+            except REFUSED:
+                raise InvalidParams(f"{fields.name}: {exc}") from None
+            raise InvalidParams(f"{fields.config}: {exc} (loss {name!r})") from None
+        try:
+            self.obj.miner(sampler_config)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParams(f"{fields.sampler_config}: {exc}") from None
+        try:
+            return self.obj.wrap(base, sampler_config)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParams(f"{fields.name}: {exc}") from None
 
 
 @dataclass

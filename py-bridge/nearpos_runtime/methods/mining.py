@@ -13,15 +13,16 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 from ..context import CallContext
 from ..errors import InvalidParams
-from ..plugins import LoadedPlugin, plugin_index
+from ..plugins import LoadedPlugin, LossFields, given_options, plugin_index
 from ..protocol.tensors import TensorField
 from ..registry import method
 from .budget import MAX_BUDGET, MIN_BUDGET, Batch, Strategy, check_call, resolve_budget
 
+#: The ``loss`` params fields a refusal names.
+LOSS_FIELDS = LossFields("params.loss", "params.loss_config", "params.config")
 BUDGET_DESCRIPTION = (
     "memory budget of this call in bytes: a call whose estimated tuples take more is "
     "refused (null: the runtime's NEARPOS_MEMORY_BUDGET, default 2 GiB)"
@@ -76,17 +77,10 @@ def _diagnostics(obj: Any) -> dict[str, Any]:
     return dict(diag) if isinstance(diag, dict) else {}
 
 
-def as_given(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    """The validated values of the options the caller gave: the plugin fills in its own
-    defaults (a full config would state ``negatives="all"`` explicitly, which the
-    ``semihard`` sampler rightly refuses)."""
-    return {k: v for k, v in validated.items() if k in given}
-
-
 def own_seed(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The options given, plus a fresh seed where the sampler would otherwise draw from
     torch's global generator (a ``seed`` option left null)."""
-    config = as_given(validated, given)
+    config = given_options(validated, given)
     if "seed" in validated and validated["seed"] is None:
         config["seed"] = secrets.randbits(62)
     return config
@@ -95,45 +89,6 @@ def own_seed(validated: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]
 def negatives_fixed(plugin: LoadedPlugin, config: dict[str, Any]) -> bool:
     """True when the sampler has no ``negatives`` option to change (or ignores it)."""
     return getattr(plugin.obj, "negatives", None) is not None or "negatives" not in config
-
-
-def build_wrapped_loss(
-    plugin: LoadedPlugin,
-    name: str,
-    loss_config: dict[str, Any],
-    sampler_config: dict[str, Any],
-    *,
-    name_field: str,
-    config_field: str,
-    sampler_field: str,
-) -> nn.Module:
-    """``plugin.wrap(create_loss(name, **loss_config), sampler_config)``; every mistake in
-    the three is InvalidParams naming its field (the same for ``train`` and ``loss``)."""
-    known = plugin.list_losses()
-    if known is not None and name not in known and not name.startswith(("pml:", "torch:")):
-        raise InvalidParams(
-            f"{name_field}: unknown loss {name!r}; known: {', '.join(known)}, "
-            "pml:<ClassName>, torch:<ClassName>"
-        )
-    create_loss = plugin.create_loss_fn()
-    refused = (TypeError, ValueError, KeyError, AttributeError)
-    try:
-        base = create_loss(name, **loss_config)
-    except refused as exc:
-        # The name's fault when the loss cannot be built even without options.
-        try:
-            create_loss(name)
-        except refused:
-            raise InvalidParams(f"{name_field}: {exc}") from None
-        raise InvalidParams(f"{config_field}: {exc} (loss {name!r})") from None
-    try:
-        plugin.obj.miner(sampler_config)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParams(f"{sampler_field}: {exc}") from None
-    try:
-        return plugin.obj.wrap(base, sampler_config)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParams(f"{name_field}: {exc}") from None
 
 
 def _check_budget(
@@ -201,14 +156,8 @@ def loss(ctx: CallContext, params: LossParams) -> dict[str, Any]:
     plugin = plugin_index().get(params.sampler)
     config = plugin.validate_config(params.config)
     _check_pair(params.embeddings, params.labels, "embeddings", "labels")
-    wrapped = build_wrapped_loss(
-        plugin,
-        params.loss,
-        params.loss_config,
-        own_seed(config, params.config),
-        name_field="params.loss",
-        config_field="params.loss_config",
-        sampler_field="params.config",
+    wrapped = plugin.build_loss(
+        params.loss, params.loss_config, own_seed(config, params.config), LOSS_FIELDS
     )
     _check_budget(
         f"the loss {params.loss!r}", plugin, config, params.memory_budget,

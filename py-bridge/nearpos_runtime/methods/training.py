@@ -21,6 +21,7 @@ from ..training.config import (
     TrainConfig,
 )
 from ..training.data import DataError, load_data
+from ..training.losses import build_loss
 from ..training.metrics import evaluate_embeddings, pca_2d
 from ..training.models import ModelError, build_model
 from ..training.trainer import (
@@ -34,7 +35,7 @@ from ..training.trainer import (
     save_atomic,
 )
 from .budget import Strategy, check_training, resolve_budget
-from .mining import as_given, build_wrapped_loss, negatives_fixed
+from .mining import negatives_fixed
 
 MODEL_KIND = "model"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,20 +57,11 @@ def config_mistakes(func: F) -> F:
 
 def _check_plugins(cfg: TrainConfig) -> None:
     """Unknown sampler or loss, bad sampler or loss config, a batch whose tuples would not
-    fit the memory budget: InvalidParams naming the field, before any work (the ``loss``
-    method checks the same things the same way)."""
+    fit the memory budget: InvalidParams naming the field, before any work. The loss is
+    built by the trainer's own call (the ``loss`` method's factory too)."""
+    build_loss(cfg.loss.name, cfg.loss.config, cfg.sampler.name, cfg.sampler.config)
     plugin = plugin_index().get(cfg.sampler.name, where="params.sampler.name")
     full = plugin.validate_config(cfg.sampler.config, "params.sampler.config")
-    cfg.sampler.config = as_given(full, cfg.sampler.config)
-    build_wrapped_loss(
-        plugin,
-        cfg.loss.name,
-        cfg.loss.config,
-        cfg.sampler.config,
-        name_field="params.loss.name",
-        config_field="params.loss.config",
-        sampler_field="params.sampler.config",
-    )
     check_training(
         classes=cfg.batch.classes,
         per_class=cfg.batch.per_class,

@@ -1,41 +1,30 @@
-"""Builds the training loss: a loss by name, wrapped by a sampler plugin."""
+"""The trainer's loss: the train config's loss, wrapped by its sampler plugin.
+
+A thin call into the plugin index's one loss factory (:meth:`LoadedPlugin.build_loss`), the
+one the ``loss`` method uses, so a plugin's losses work alike in ``train`` and ``loss``.
+"""
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any
 
 from torch import nn
 
-GROUP = "nearpos.plugins"
+from ..errors import InvalidParams
+from ..plugins import LossFields, given_options, plugin_index
 
-
-class PluginError(ValueError):
-    """An unknown or unusable loss or sampler, with the known names."""
-
-
-def sampler_plugin(name: str) -> Any:
-    eps = {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
-    if name not in eps:
-        known = ", ".join(sorted(eps)) or "none installed"
-        raise PluginError(f"sampler.name: unknown sampler {name!r}; known: {known}")
-    return eps[name].load()
+#: The train params fields a refusal names.
+TRAIN_FIELDS = LossFields("params.loss.name", "params.loss.config", "params.sampler.config")
+#: An unknown or unusable loss or sampler: InvalidParams naming the field.
+PluginError = InvalidParams
 
 
 def build_loss(
     loss_name: str, loss_config: dict[str, Any], sampler_name: str, sampler_config: dict[str, Any]
 ) -> nn.Module:
-    """``create_loss(loss_name, **loss_config)`` wrapped by the sampler plugin."""
-    try:
-        from nearest_positive.losses import create_loss, list_losses
-    except ImportError as exc:
-        raise PluginError(f"the nearest_positive package is not importable: {exc}") from exc
-    known = list(list_losses())
-    if loss_name not in known and not loss_name.startswith(("pml:", "torch:")):
-        raise PluginError(f"loss.name: unknown loss {loss_name!r}; known: {', '.join(known)}")
-    try:
-        base = create_loss(loss_name, **loss_config)
-    except TypeError as exc:
-        raise PluginError(f"loss.config for {loss_name!r}: {exc}") from exc
-    plugin = sampler_plugin(sampler_name)
-    return plugin.wrap(base, dict(sampler_config))
+    """``create_loss(loss_name, **loss_config)`` wrapped by the sampler plugin
+    ``sampler_name`` with ``sampler_config`` (checked against the plugin's config schema)."""
+    plugin = plugin_index().get(sampler_name, where="params.sampler.name")
+    full = plugin.validate_config(sampler_config, "params.sampler.config")
+    config = given_options(full, sampler_config)
+    return plugin.build_loss(loss_name, loss_config, config, TRAIN_FIELDS)
