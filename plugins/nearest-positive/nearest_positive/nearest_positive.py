@@ -11,9 +11,9 @@ from torch import nn
 from . import distributed as dist_utils
 from ._validation import check_embeddings, check_index_vector
 from .config import SamplerConfig, options_doc
+from .losses import list_losses
 from .losses.base import zero_loss
 from .losses.support import classify
-from .losses.support import supported_losses as _supported
 from .memory import Memory
 from .mining import Miner, empty_diagnostics, warn_small_k
 
@@ -66,7 +66,8 @@ class NearestPositive(nn.Module):
 
     @staticmethod
     def supported_losses() -> list[str]:
-        return _supported()
+        """The loss names it drives: :func:`nearest_positive.losses.list_losses`."""
+        return list_losses()
 
     def forward(
         self, embeddings: torch.Tensor, labels: torch.Tensor, ids: torch.Tensor | None = None

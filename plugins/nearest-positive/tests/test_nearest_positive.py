@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from nearest_positive import NearestPositive, create_loss, select
+from nearest_positive import NearestPositive, create_loss, list_losses, select
 
 pml = pytest.importorskip("pytorch_metric_learning")
 from pytorch_metric_learning import losses  # noqa: E402
@@ -112,6 +112,7 @@ def test_drop_in_pml_training_loop_separates_classes(device):
 def test_supported_losses_lists_pml_and_torch():
     names = NearestPositive.supported_losses()
     assert "pml:TripletMarginLoss" in names and "torch:TripletMarginLoss" in names
+    assert names == list_losses()  # one list: the plugin's, as hello sends it
 
 
 def test_distributed_without_process_group_is_an_error():

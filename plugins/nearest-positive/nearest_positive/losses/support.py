@@ -89,12 +89,3 @@ def classify(loss: nn.Module, needs_ref: bool = False) -> tuple[str, str]:
         "nearest_positive.losses"
     )
 
-
-def supported_losses() -> list[str]:
-    """Names of every loss class the wrapper accepts (PML, torch and this package)."""
-    own = ["triplet", "margin", "contrastive", "multi-similarity"]
-    return (
-        [f"pml:{n}" for n in PML_PAIR_LOSSES + PML_TRIPLET_LOSSES]
-        + [f"torch:{n}" for n in TORCH_TRIPLET_LOSSES]
-        + own
-    )
