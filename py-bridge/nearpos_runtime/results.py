@@ -154,7 +154,7 @@ class EmbedResult(_Result):
     embeddings: Float32Tensor = Field(description="N x d embeddings")
     labels: Int64Tensor = Field(description="N labels")
     fine_labels: TensorField | SkipJsonSchema[None] = absent(
-        "N int64 fine labels, when the data has them"
+        "N fine labels, when the data has them"
     )
 
 

@@ -1,6 +1,7 @@
 /**
  * Generates ts/src/generated/training.ts from the runtime's schemas
- * (`python -m nearpos_runtime schema`): the one source of truth is the pydantic models.
+ * (`python -m nearpos_runtime schema`): the one source of truth is the pydantic models, of
+ * params (training/config.py, methods/mining.py) and of results and events (results.py).
  *
  * Usage: `npx tsx ts/src/training/generate.ts` (write) or `... --check` (exit 1 if stale).
  * The Python interpreter is `$NEARPOS_PYTHON`, else `.venv/bin/python` of the repository.
@@ -8,46 +9,85 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { declarations, type JsonSchema } from "./schema-to-ts.ts";
+import { REPO_ROOT, defaultPython } from "../runtime/process.ts";
+import { declarations, eventDeclarations, type JsonSchema } from "./schema-to-ts.ts";
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 /** Where the generated types live. */
-export const GENERATED_PATH = join(REPO, "ts/src/generated/training.ts");
-/** Method name -> name of its params type. */
-export const METHODS: Record<string, string> = {
-  train: "TrainConfig",
-  embed: "EmbedParams",
-  evaluate: "EvaluateParams",
-  checkpoint_save: "CheckpointSaveParams",
-  checkpoint_load: "CheckpointLoadParams",
+export const GENERATED_PATH = join(REPO_ROOT, "ts/src/generated/training.ts");
+
+/** The TS names of a method's params, result and (when it has one) event union. */
+export interface MethodTypes {
+  params: string;
+  result: string;
+  events?: string;
+}
+
+/** Method name -> names of its generated types. */
+export const METHODS: Record<string, MethodTypes> = {
+  train: { params: "TrainConfig", result: "TrainResult", events: "TrainEvent" },
+  embed: { params: "EmbedParams", result: "EmbedResult" },
+  evaluate: { params: "EvaluateParams", result: "EvaluateResult", events: "EvaluateEvent" },
+  checkpoint_save: { params: "CheckpointSaveParams", result: "CheckpointSaveResult" },
+  checkpoint_load: { params: "CheckpointLoadParams", result: "CheckpointLoadResult" },
+  mine: { params: "MineParams", result: "MineResult" },
+  loss: { params: "LossParams", result: "LossResult" },
 };
 
-function python(): string {
-  return process.env.NEARPOS_PYTHON ?? join(REPO, ".venv/bin/python");
+/** A method as `python -m nearpos_runtime schema` describes it. */
+interface DescribedMethod {
+  name: string;
+  params_schema: JsonSchema;
+  result_schema?: JsonSchema;
+  event_schemas?: Record<string, JsonSchema>;
+}
+
+/** The runtime's schemas, as JSON. */
+export function runtimeSchemas(): { methods: DescribedMethod[] } {
+  const raw = execFileSync(defaultPython(), ["-m", "nearpos_runtime", "schema"], { cwd: REPO_ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
+  return JSON.parse(raw) as { methods: DescribedMethod[] };
+}
+
+/** Adds a schema and its `$defs` under their names; the same name twice must mean the same. */
+function addNamed(named: Map<string, JsonSchema>, name: string, schema: JsonSchema): string {
+  const { $defs, ...top } = schema as JsonSchema & { $defs?: Record<string, JsonSchema> };
+  for (const [k, v] of [...Object.entries($defs ?? {}), [name, top] as const]) {
+    const had = named.get(k);
+    if (had && JSON.stringify(had) !== JSON.stringify(v)) throw new Error(`two different schemas are named '${k}'`);
+    named.set(k, v);
+  }
+  return name;
 }
 
 /** The generated module's text. */
 export function render(): string {
-  const raw = execFileSync(python(), ["-m", "nearpos_runtime", "schema"], { cwd: REPO, encoding: "utf8", maxBuffer: 64 << 20 });
-  const all = JSON.parse(raw) as { methods: { name: string; params_schema: JsonSchema }[] };
+  const all = runtimeSchemas();
   const named = new Map<string, JsonSchema>();
-  for (const [method, typeName] of Object.entries(METHODS)) {
+  const events = new Map<string, string>(); // event type -> name of its data type
+  const unions = new Map<string, string[]>(); // union name -> event types
+  for (const [method, types] of Object.entries(METHODS)) {
     const m = all.methods.find((x) => x.name === method);
     if (!m) throw new Error(`the runtime has no method '${method}'`);
-    const { $defs, ...top } = m.params_schema as JsonSchema & { $defs?: Record<string, JsonSchema> };
-    for (const [k, v] of Object.entries($defs ?? {})) named.set(k, v);
-    named.set(typeName, top);
+    if (!m.result_schema) throw new Error(`the runtime declares no result_schema for '${method}'`);
+    addNamed(named, types.params, m.params_schema);
+    addNamed(named, types.result, m.result_schema);
+    if (!types.events) continue;
+    for (const [type, schema] of Object.entries(m.event_schemas ?? {})) {
+      events.set(type, addNamed(named, String(schema.title), schema));
+    }
+    unions.set(types.events, Object.keys(m.event_schemas ?? {}));
   }
   return [
     "// Generated by ts/src/training/generate.ts from the runtime's pydantic schemas",
-    "// (py-bridge/nearpos_runtime/training/config.py). Do not edit: run",
-    "// `npx tsx ts/src/training/generate.ts` after changing the schema.",
+    "// (py-bridge/nearpos_runtime: training/config.py, methods/mining.py, results.py).",
+    "// Do not edit: run `npx tsx ts/src/training/generate.ts` after changing a schema.",
     "/* eslint-disable */",
     'import type { Tensor } from "../tensor.ts";',
     "",
     declarations(named),
+    "",
+    eventDeclarations(events, unions),
     "",
   ].join("\n");
 }

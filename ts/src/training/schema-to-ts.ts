@@ -1,7 +1,8 @@
 /**
  * A small JSON Schema to TypeScript converter for the runtime's pydantic schemas.
  * Handles what pydantic emits: $ref/$defs, objects, arrays, anyOf/oneOf, enum/const, the
- * tensor placeholder (`{"$tensor": i}`, emitted as `Tensor`), and unions tagged by `kind`
+ * tensor placeholder (`{"$tensor": i}`, emitted as `Tensor`, or `Tensor<"int64">` where the
+ * schema names the dtype under `x-dtype`), and unions tagged by `kind`
  * written as `allOf` of `if`/`then` branches (config.py `TaggedUnion`): the union of the
  * `then` types.
  * @internal
@@ -69,7 +70,7 @@ function taggedBranches(s: JsonSchema): JsonSchema[] | undefined {
 /** TypeScript type expression for a schema. */
 export function typeOf(s: JsonSchema, indent = ""): string {
   if (typeof s.$ref === "string") return s.$ref.split("/").pop() as string;
-  if (isTensor(s)) return "Tensor";
+  if (isTensor(s)) return typeof s["x-dtype"] === "string" ? `Tensor<${literal(s["x-dtype"])}>` : "Tensor";
   if ("const" in s) return literal(s.const);
   if (Array.isArray(s.enum)) return s.enum.map(literal).join(" | ");
   const union = (s.anyOf ?? s.oneOf) as JsonSchema[] | undefined;
@@ -123,6 +124,40 @@ export function declarations(named: Map<string, JsonSchema>): string {
     const d = doc(s, "");
     if (s.type === "object" && s.properties && !isTensor(s)) out.push(`${d}export interface ${name} ${objectBody(s, "")}`);
     else out.push(`${d}export type ${name} = ${typeOf(s)};`);
+  }
+  return out.join("\n\n");
+}
+
+/** `StepEvent` for the event type `step`. */
+export function eventTypeName(type: string): string {
+  return `${type.replace(/(^|[_:-])(\w)/g, (_m, _sep: string, c: string) => c.toUpperCase())}Event`;
+}
+
+/**
+ * One interface per event type (`{ type, seq, data }`, data of the named type) and one union
+ * per method.
+ * @param events - event type -> name of its data type
+ * @param unions - union name -> the event types it holds
+ */
+export function eventDeclarations(events: Map<string, string>, unions: Map<string, string[]>): string {
+  const out: string[] = [];
+  for (const type of [...events.keys()].sort()) {
+    out.push(
+      [
+        `/** \`${type}\` event: see {@link ${events.get(type)}}. */`,
+        `export interface ${eventTypeName(type)} {`,
+        `  type: ${literal(type)};`,
+        "  /** Position of this event in its call: 0, 1, 2 ... */",
+        "  seq: number;",
+        `  data: ${events.get(type)};`,
+        "}",
+      ].join("\n"),
+    );
+  }
+  for (const [name, types] of [...unions.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    out.push(`/** Events of a call, discriminated on \`type\`. */\nexport type ${name} = ${types.map(eventTypeName).join(" | ")};`);
+    const constName = name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+    out.push(`/** The \`type\`s of {@link ${name}}. */\nexport const ${constName}_TYPES: readonly ${name}["type"][] = ${JSON.stringify(types)};`);
   }
   return out.join("\n\n");
 }

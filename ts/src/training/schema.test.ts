@@ -1,21 +1,15 @@
-import { execFileSync } from "node:child_process";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ValidationError } from "../errors.ts";
 import type { MethodInfo } from "../protocol/messages.ts";
 import { ParamsValidator } from "../runtime/validate.ts";
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+import { runtimeSchemas } from "./generate.ts";
 
 // The checks a client makes with the runtime's own schema (hello's params_schema), before
 // anything is sent: a mistake names the field the user got wrong, and every size is bounded.
 describe("train schema as clients check it", () => {
   let validator: ParamsValidator;
   beforeAll(() => {
-    const python = process.env.NEARPOS_PYTHON ?? join(REPO, ".venv/bin/python");
-    const raw = execFileSync(python, ["-m", "nearpos_runtime", "schema"], { cwd: REPO, encoding: "utf8", maxBuffer: 64 << 20 });
-    validator = new ParamsValidator((JSON.parse(raw) as { methods: MethodInfo[] }).methods);
+    validator = new ParamsValidator(runtimeSchemas().methods as MethodInfo[]);
   }, 60_000);
 
   function fieldOf(method: string, params: Record<string, unknown>): string | undefined {
