@@ -1,34 +1,45 @@
 /** How far a message's `date` may be from the receiver's clock (docs/protocol.md). */
 export const REPLAY_WINDOW_MS = 5 * 60 * 1000;
 
+/** Most msg_ids remembered at once (as the runtime's guard, protocol/replay.py). */
+export const MAX_REPLAY_IDS = 1_000_000;
+
 /**
- * Remembers the `msg_id`s received in the replay window, so a captured message sent again
- * is refused. Ids are kept for twice the window (a date may be up to one window ahead).
+ * Remembers the `msg_id`s received, each for as long as its date could still pass the date
+ * check (up to one window after that date): a captured message sent again is refused.
+ *
+ * Memory is bounded: past `maxIds` ids, the oldest are forgotten and every date up to the
+ * newest forgotten one is refused from then on (the floor), so a forgotten id cannot pass
+ * again.
  */
 export class ReplayGuard {
+  /** msg_id -> its date (ms), in arrival order. */
   private readonly seen = new Map<string, number>();
-  /** Arrival time of the oldest id kept (Infinity: none): nothing to prune before it expires. */
+  /** Dates at or before this are refused (ids of that age were forgotten). */
+  private floor = Number.NEGATIVE_INFINITY;
+  /** Date of the first id kept (Infinity: none): nothing to expire before it leaves the window. */
   private oldest = Number.POSITIVE_INFINITY;
-  private readonly windowMs: number;
-  private readonly now: () => number;
 
-  constructor(windowMs = REPLAY_WINDOW_MS, now: () => number = Date.now) {
-    this.windowMs = windowMs;
-    this.now = now;
-  }
+  constructor(
+    private readonly windowMs = REPLAY_WINDOW_MS,
+    private readonly now: () => number = Date.now,
+    private readonly maxIds = MAX_REPLAY_IDS,
+  ) {}
 
   /**
-   * True (and the id is recorded) when the message is fresh; false when replayed or out of the window.
+   * True (and the id is recorded) when the message is fresh; false when replayed, out of
+   * the window, or no newer than the ids forgotten to keep memory bounded.
    * @param parsed - `Date.parse(date)`, when the caller has it already
    */
   accept(msgId: string, date: string, parsed?: number): boolean {
     const now = this.now();
     const t = parsed ?? Date.parse(date);
     if (!Number.isFinite(t) || Math.abs(now - t) > this.windowMs) return false;
-    if (now - this.oldest > 2 * this.windowMs) this.prune(now);
-    if (this.seen.has(msgId)) return false;
-    if (this.seen.size === 0) this.oldest = now;
-    this.seen.set(msgId, now);
+    if (this.oldest < now - this.windowMs) this.expire(now);
+    if (this.seen.has(msgId) || t <= this.floor) return false;
+    if (this.seen.size === 0) this.oldest = t;
+    this.seen.set(msgId, t);
+    if (this.seen.size > this.maxIds) this.forgetOldest();
     return true;
   }
 
@@ -37,10 +48,20 @@ export class ReplayGuard {
     return this.seen.size;
   }
 
-  private prune(now: number): void {
-    // Insertion order is arrival order: stop at the first id still inside the horizon.
+  private forgetOldest(): void {
     for (const [id, at] of this.seen) {
-      if (now - at <= 2 * this.windowMs) {
+      if (this.seen.size <= this.maxIds) break;
+      this.seen.delete(id);
+      this.floor = Math.max(this.floor, at);
+    }
+    this.oldest = this.seen.values().next().value ?? Number.POSITIVE_INFINITY;
+  }
+
+  private expire(now: number): void {
+    // Arrival order tracks date order closely: stop at the first id still inside the
+    // window (a few stragglers may live a little longer).
+    for (const [id, at] of this.seen) {
+      if (at >= now - this.windowMs) {
         this.oldest = at;
         return;
       }
