@@ -5,10 +5,9 @@
  * @packageDocumentation
  */
 export { Runtime } from "./runtime/runtime.ts";
-export type { MineParams, MineResult, LossParams, LossResult, CallWithEventsOptions } from "./runtime/runtime.ts";
+export type { TransportName } from "./runtime/runtime.ts";
 export type { Call } from "./runtime/call.ts";
-export { RuntimeOptionsSchema, ConnectOptionsSchema } from "./runtime/options.ts";
-export type { RuntimeOptions, ResolvedRuntimeOptions, ConnectOptions, CallOptions } from "./runtime/options.ts";
+export type { RuntimeOptions, ConnectOptions, CallOptions } from "./runtime/options.ts";
 export type {
   RuntimeLifecycleEvent,
   LogEvent,
@@ -36,24 +35,6 @@ export {
   MessageTooLargeError,
 } from "./errors.ts";
 export type { NearposErrorOptions } from "./errors.ts";
-export { train, embed, evaluate, saveCheckpoint, loadCheckpoint } from "./training/index.ts";
 export type * from "./training/index.ts";
 export { PROTOCOL_VERSION } from "./protocol/version.ts";
-export type {
-  HelloReply,
-  HeartbeatReply,
-  MethodInfo,
-  PluginInfo,
-  DeviceInfo,
-  RuntimeEvent,
-  TickEvent,
-  StepEvent,
-  EpochEvent,
-  EvalEvent,
-  CheckpointEvent,
-  WarningEvent,
-  OtherEvent,
-} from "./protocol/messages.ts";
-export type { Transport, TransportFactory, TransportOptions, Channel, Endpoints, IncomingFrames } from "./transport/transport.ts";
-export type { TransportName } from "./runtime/runtime.ts";
-export type { DropCounts, DropReason } from "./protocol/wire.ts";
+export type { HelloReply, HeartbeatReply, MethodInfo, PluginInfo, DeviceInfo, RuntimeEvent, TickEvent, OtherEvent } from "./protocol/messages.ts";

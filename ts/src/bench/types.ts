@@ -1,39 +1,17 @@
 /**
- * Shapes the benchmark runner exchanges with the runtime (docs/training.md) and writes to disk.
+ * Shapes the benchmark runner exchanges with the runtime and writes to disk. What the runtime
+ * returns and emits is the generated types' (ts/src/generated/training.ts), not redefined here.
  * @internal
  */
+import type { EvaluateParams, Metrics, TrainEvent, TrainResult } from "../generated/training.ts";
+import type { HelloReply } from "../protocol/messages.ts";
 import type { Tensor } from "../tensor.ts";
 
-/** Metric name to value, e.g. {"recall@1": 0.93, "map@r": 0.71}. */
-export type Metrics = Record<string, number>;
-
 /** Metrics on the coarse (training) labels and on the fine labels (sub-cluster retention). */
-export interface MetricSet {
-  coarse: Metrics;
-  fine?: Metrics;
-}
+export type MetricSet = Metrics;
 
-/** What `train` returns (the parts the benchmark uses). */
-export interface TrainOutcome {
-  model: string;
-  metrics: MetricSet;
-  history: { step: number; metrics: MetricSet }[];
-  losses: number[];
-  steps: number;
-  elapsed_s: number;
-  samples_per_s: number;
-  device: string;
-  /** With `select_best`: the evaluation step whose weights were kept (metrics are that step's). */
-  best_step?: number | null;
-  /** With `select_best`: the validation metrics of that step. */
-  best_val_metrics?: MetricSet | null;
-}
-
-/** An event of a running `train` call. */
-export interface TrainEvent {
-  type: string;
-  data: Record<string, unknown>;
-}
+/** What `train` returns. */
+export type TrainOutcome = TrainResult;
 
 /** 2-D projection of test embeddings. */
 export interface Projection {
@@ -51,32 +29,19 @@ export interface Embedded {
 }
 
 /** Evaluation settings of `evaluate` on given embeddings (the train config's `eval` fields that apply). */
-export interface EvalOptions {
-  ks?: number[];
-  nmi?: boolean;
-  chunk_size?: number;
-  seed?: number;
-}
+export type EvalOptions = Pick<EvaluateParams, "ks" | "nmi" | "chunk_size" | "seed">;
 
-/** The runtime's hello, the parts the benchmark reads. */
-export interface HelloInfo {
-  protocol_version: string;
-  runtime_version: string;
-  python: string;
-  torch: string;
-  platform: string;
-  devices: { type: string; index: number; name: string; memory_bytes?: number }[];
-  methods: { name: string; description?: string; params_schema?: unknown }[];
-  /** `losses`: the loss names the plugin accepts; an entry ending in "*" is a prefix pattern ("pml:*"). */
-  plugins: { name: string; version: string; description?: string; config_schema?: unknown; losses?: string[] }[];
-  plugin_errors?: { name: string; error: string }[];
-}
+/** The runtime's hello. */
+export type HelloInfo = HelloReply;
 
 /** What the runner needs from a runtime. */
 export interface BenchBackend {
   readonly hello: HelloInfo;
-  /** Runs `train`; `onEvent` sees its events in order. */
-  train(params: Record<string, unknown>, onEvent: (ev: TrainEvent) => void): Promise<TrainOutcome>;
+  /**
+   * Runs `train` with a suite's train params (the runtime's schema checks them before anything
+   * is sent); `onEvent` sees its events in order.
+   */
+  train(params: Record<string, unknown>, onEvent: (ev: TrainEvent) => void): Promise<TrainResult>;
   /** Embeds the eval split of `data` with `model` and projects it to 2-D (PCA). */
   project(model: string, data: unknown, evalSplit: string): Promise<Projection>;
   /** Embeds the split `split` of `data` with `model` (the `embed` method). */

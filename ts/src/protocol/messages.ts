@@ -1,5 +1,4 @@
-import type { JsonValue } from "./tensors.ts";
-import type { Tensor } from "../tensor.ts";
+import type { TrainEvent } from "../generated/training.ts";
 
 /** A device the runtime can use (`hello_reply.devices`). */
 export interface DeviceInfo {
@@ -10,11 +9,18 @@ export interface DeviceInfo {
   memory_bytes?: number;
 }
 
-/** A method of the runtime's registry, with the JSON Schema its params are checked against. */
+/**
+ * A method of the runtime's registry: the JSON Schema its params are checked against, and
+ * those of its result and of each event type it emits (docs/protocol.md, Built-in methods).
+ */
 export interface MethodInfo {
   name: string;
   description: string;
   params_schema: Record<string, unknown>;
+  /** JSON Schema of the result (optional: added within protocol 1.0). */
+  result_schema?: Record<string, unknown>;
+  /** Event type -> JSON Schema of its `data`. */
+  event_schemas?: Record<string, Record<string, unknown>>;
 }
 
 /** A plugin loaded by the runtime (docs/plugins.md). */
@@ -24,6 +30,8 @@ export interface PluginInfo {
   description: string;
   module: string;
   config_schema: Record<string, unknown>;
+  /** Loss names the plugin accepts; an entry ending in "*" is a prefix pattern ("pml:*"). */
+  losses?: string[];
   [extra: string]: unknown;
 }
 
@@ -74,9 +82,6 @@ export interface ErrorContent {
   code?: string;
 }
 
-/** Event data may hold tensors. */
-export type EventData = { [key: string]: JsonValue | Tensor | EventData | unknown };
-
 interface EventBase<T extends string, D> {
   /** Event type (namespaced, e.g. `step`). */
   type: T;
@@ -87,24 +92,12 @@ interface EventBase<T extends string, D> {
 
 /** `tick` from `sleep`. */
 export type TickEvent = EventBase<"tick", { i: number }>;
-/** `step` from `train`. */
-export type StepEvent = EventBase<
-  "step",
-  { step: number; epoch: number; loss: number; lr: number; samples_per_s: number; diagnostics: Record<string, unknown> }
->;
-/** `epoch` from `train`. */
-export type EpochEvent = EventBase<"epoch", { epoch: number; step: number; loss: number }>;
-/** `eval` from `train` and `evaluate`. */
-export type EvalEvent = EventBase<
-  "eval",
-  { step: number; metrics: { coarse: Record<string, number>; fine?: Record<string, number> } }
->;
-/** `checkpoint` from `train`. */
-export type CheckpointEvent = EventBase<"checkpoint", { step: number; path: string }>;
-/** `warning` from any method. */
-export type WarningEvent = EventBase<"warning", { message: string }>;
 /** Any event type this client does not know; passed on untouched. */
 export type OtherEvent = EventBase<string & {}, Record<string, unknown>>;
 
-/** An event of a running call, discriminated on `type`. */
-export type RuntimeEvent = TickEvent | StepEvent | EpochEvent | EvalEvent | CheckpointEvent | WarningEvent | OtherEvent;
+/**
+ * An event of a running call, discriminated on `type`: those of `train` (which cover
+ * `evaluate`'s `eval` and any method's `warning`; types generated from the runtime's
+ * schemas), `tick`, and any other type.
+ */
+export type RuntimeEvent = TrainEvent | TickEvent | OtherEvent;

@@ -8,13 +8,13 @@ import { AsyncQueue } from "../transport/queue.ts";
  * (result, error or cancellation). Events not consumed are buffered. `result` rejects with a
  * NearposError (PythonError, CancelledError, TimeoutError, RuntimeExitedError ...).
  */
-export interface Call<T = unknown> {
+export interface Call<T = unknown, E = RuntimeEvent> {
   /** msg_id of the call_request; the runtime's `running` list and cancel use it. */
   readonly id: string;
   /** The method called. */
   readonly method: string;
   /** Events of the call, in order, ending with the call. */
-  readonly events: AsyncIterable<RuntimeEvent>;
+  readonly events: AsyncIterable<E>;
   /** The call's result. */
   readonly result: Promise<T>;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { RuntimeEvent } from "../protocol/messages.ts";
 
 const positiveInt = z.number().int().positive();
 
@@ -107,10 +108,18 @@ export const ConnectOptionsSchema = z
 /** Options of {@link Runtime.connect}. */
 export type ConnectOptions = z.input<typeof ConnectOptionsSchema>;
 
-/** Options of one call. */
-export interface CallOptions {
+/** {@link ConnectOptions} after defaults were applied. */
+export type ResolvedConnectOptions = z.infer<typeof ConnectOptionsSchema>;
+
+/**
+ * Options of one call, the same for every method.
+ * @typeParam E - the events the method emits (`TrainEvent` for `train` ...)
+ */
+export interface CallOptions<E = RuntimeEvent> {
   /** Aborting sends a cancel request; the call then rejects with CancelledError. */
   signal?: AbortSignal;
   /** Milliseconds before the call rejects with TimeoutError (a cancel is sent). Default: none. */
   timeoutMs?: number;
+  /** Called with each event of the call, in order (a listener's exception is ignored). */
+  onEvent?: (event: E) => void;
 }

@@ -22,7 +22,7 @@ describe.each(transports)("Runtime over %s", (transport) => {
   const logs: string[] = [];
   beforeAll(async () => {
     rt = await Runtime.start({ transport, onLog: (e) => logs.push(e.line) });
-    expect(rt.transportName).toBe(transport);
+    expect(rt.transport).toBe(transport);
   });
   afterAll(async () => {
     await rt?.close();

@@ -1,39 +1,44 @@
-import * as training from "../training/index.ts";
-import type {
-  CheckpointLoadParams,
-  CheckpointSaveParams,
-  EmbedParams,
-  EmbedResult,
-  EvaluateParams,
-  EvaluateResult,
-  TrainConfig,
-  TrainOptions,
-  TrainRun,
-} from "../training/index.ts";
-import { readFileSync } from "node:fs";
+/**
+ * The runtime handle: its public surface (start, connect, calls, typed methods, events,
+ * close). The parts live beside it: start.ts (what a handle is built from), pending.ts and
+ * dispatch.ts (what waits for replies, and routing them), liveness.ts (the heartbeat
+ * watch), shutdown.ts (stopping), typed.ts (narrowing events to a method's types).
+ */
 import {
   CancelledError,
   ClosedError,
+  ErrorCode,
   MessageTooLargeError,
   NearposError,
   ProtocolError,
-  PythonError,
   RuntimeUnreachableError,
   StartError,
   TimeoutError,
   ValidationError,
 } from "../errors.ts";
-import type {
-  CancelReply,
-  ErrorContent,
-  HeartbeatReply,
-  HelloReply,
-  PluginInfo,
-  RuntimeEvent,
-  ShutdownReply,
-} from "../protocol/messages.ts";
+import {
+  EVALUATE_EVENT_TYPES,
+  TRAIN_EVENT_TYPES,
+  type CheckpointLoadParams,
+  type CheckpointLoadResult,
+  type CheckpointSaveParams,
+  type CheckpointSaveResult,
+  type EmbedParams,
+  type EmbedResult,
+  type EvaluateEvent,
+  type EvaluateParams,
+  type EvaluateResult,
+  type LossParams,
+  type LossResult,
+  type MineParams,
+  type MineResult,
+  type TrainConfig,
+  type TrainEvent,
+  type TrainResult,
+} from "../generated/training.ts";
+import type { CancelReply, HeartbeatReply, HelloReply, PluginInfo, RuntimeEvent } from "../protocol/messages.ts";
 import { ReplayGuard } from "../protocol/replay.ts";
-import { checkDescriptors, decodeTensors, encodeTensors, isPlain } from "../protocol/tensors.ts";
+import { encodeTensors } from "../protocol/tensors.ts";
 import { PROTOCOL_MAJOR, PROTOCOL_VERSION } from "../protocol/version.ts";
 import {
   SIGNATURE_BYTES,
@@ -48,117 +53,27 @@ import {
   type VerifyOptions,
   type WireMessage,
 } from "../protocol/wire.ts";
-import type { Tensor } from "../tensor.ts";
-import type { Channel, Endpoints, IncomingFrames, Transport, TransportFactory } from "../transport/transport.ts";
-import { PythoniaTransport, pythoniaEndpoint } from "../transport/pythonia.ts";
+import type { Channel, Endpoints, IncomingFrames, OutgoingFrame, Transport, TransportFactory } from "../transport/transport.ts";
+import type { PythoniaTransport } from "../transport/pythonia.ts";
 import { type Call, CallState } from "./call.ts";
+import { dispatch } from "./dispatch.ts";
 import { LifecycleEmitter, type RuntimeLifecycleEvent } from "./emitter.ts";
-import {
-  type CallOptions,
-  ConnectOptionsSchema,
-  type ConnectOptions,
-  RuntimeOptionsSchema,
-  type RuntimeOptions,
-  type ResolvedRuntimeOptions,
-} from "./options.ts";
-import { RuntimeProcess, defaultPython, parseConnectionInfo, sleep } from "./process.ts";
+import { Watch } from "./liveness.ts";
+import { RuntimeOptionsSchema, type CallOptions, type ConnectOptions, type RuntimeOptions } from "./options.ts";
+import { Pending } from "./pending.ts";
+import { sleep, type RuntimeProcess } from "./process.ts";
+import { CLOSE_STEP_MS, stopProcess, stopPythoniaServer } from "./shutdown.ts";
+import { chooseTransport, connectParts, pythoniaLaunch, spawnLaunch, type Launch, type Parts } from "./start.ts";
+import { narrowCall, narrowOptions } from "./typed.ts";
 import { ParamsValidator, fromZodError } from "./validate.ts";
 
 const CLIENT_NAME = "nearpos-ts 0.1.0";
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 ** 3;
-/** How long close() waits for each step (shutdown reply, exit after stdin EOF, SIGTERM). */
-const CLOSE_STEP_MS = 2000;
-
-/** Params of the `mine` method (docs/protocol.md, Built-in methods). */
-export interface MineParams {
-  /** Sampler name, e.g. `"nearest-positive"` (a plugin or a built-in miner). */
-  sampler: string;
-  /** The sampler's options, checked against its config schema. Default `{}`. */
-  config?: Record<string, unknown>;
-  /** Embeddings, float tensor of shape [n, d]. */
-  embeddings: Tensor;
-  /** Class labels, integer tensor of shape [n]. */
-  labels: Tensor;
-  /** Reference embeddings [m, d] mined against instead of `embeddings`. */
-  ref_embeddings?: Tensor;
-  /** Labels of `ref_embeddings`, [m]. */
-  ref_labels?: Tensor;
-}
-
-/** Result of `mine`: triplet indices (int64 tensors of equal length) and diagnostics. */
-export interface MineResult {
-  indices: { anchors: Tensor<"int64">; positives: Tensor<"int64">; negatives: Tensor<"int64"> };
-  diagnostics: Record<string, unknown>;
-}
-
-/** Params of the `loss` method. */
-export interface LossParams {
-  /** Loss name, e.g. `"triplet_margin"`. */
-  loss: string;
-  /** The loss's options. Default `{}`. */
-  loss_config?: Record<string, unknown>;
-  /** Sampler name. */
-  sampler: string;
-  /** The sampler's options. Default `{}`. */
-  config?: Record<string, unknown>;
-  /** Embeddings [n, d]. */
-  embeddings: Tensor;
-  /** Labels [n]. */
-  labels: Tensor;
-}
-
-/** Result of `loss`. */
-export interface LossResult {
-  /** The loss value. */
-  value: number;
-  diagnostics: Record<string, unknown>;
-}
-
-/** Options of {@link Runtime.call}: those of {@link CallOptions} and an event callback. */
-export interface CallWithEventsOptions extends CallOptions {
-  /** Called with each event of the call, in order. */
-  onEvent?: (event: RuntimeEvent) => void;
-}
-
-interface ControlWaiter {
-  resolve: (content: Record<string, unknown>) => void;
-  reject: (err: unknown) => void;
-  timer: NodeJS.Timeout;
-}
-
-interface Parts {
-  transport: Transport;
-  key: Uint8Array;
-  signedBuffers: boolean;
-  maxMessageBytes: number;
-  proc?: RuntimeProcess;
-  pythonia?: PythoniaTransport;
-  endpoints: Endpoints;
-  emitter: LifecycleEmitter;
-}
 
 /** The transports a runtime can use (see {@link RuntimeOptions.transport}). */
 export type TransportName = "zeromq" | "pythonia";
 
-let zeromqLoad: Promise<TransportFactory | Error> | undefined;
-/**
- * The ZeroMQ transport factory, or the error that kept its native addon from loading
- * (imported lazily so that a platform without the addon can still use pythonia).
- * @internal
- */
-export function loadZeroMQ(): Promise<TransportFactory | Error> {
-  zeromqLoad ??= import("../transport/zeromq.ts").then(
-    (m) => m.ZeroMQTransport.connect as TransportFactory,
-    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-  );
-  return zeromqLoad;
-}
-
-function isLocal(endpoint: string): boolean {
-  if (endpoint.startsWith("ipc://")) return true;
-  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):\d+$/.exec(endpoint);
-  return m !== null && ["127.0.0.1", "[::1]", "localhost"].includes(m[1] as string);
-}
+/** A training run in flight: its events (those of {@link TrainEvent}) and its result. */
+export type TrainRun = Call<TrainResult, TrainEvent>;
 
 /**
  * A handle on one PyTorch runtime process (docs/protocol.md).
@@ -185,30 +100,20 @@ export class Runtime implements AsyncDisposable {
   private readonly link: Transport;
   private readonly key: Uint8Array;
   private readonly signedBuffers: boolean;
-  private readonly maxMessageBytes: number;
   private readonly proc: RuntimeProcess | undefined;
   private readonly pythonia: PythoniaTransport | undefined;
   private readonly endpointsInfo: Endpoints;
   private readonly emitter: LifecycleEmitter;
-  private readonly replay = new ReplayGuard();
+  private readonly maxMessageBytes: number;
   private readonly verifyOptions: VerifyOptions;
-  private readonly calls = new Map<string, CallState<unknown>>();
-  private readonly aborted = new Set<string>();
-  private readonly control = new Map<string, ControlWaiter>();
+  private readonly waiting = new Pending();
   private validator = new ParamsValidator([]);
   private dead: NearposError | undefined;
   private closing: Promise<void> | undefined;
-  private watchTimer: NodeJS.Timeout | undefined;
+  private watch: Watch | undefined;
   /** Set while heartbeats go unanswered; cleared when the runtime answers again. */
   private unreachable: RuntimeUnreachableError | undefined;
   private unreachableSince = 0;
-  /** Calls rejected as unreachable: cancelled in the runtime once it answers again. */
-  private readonly lost = new Set<string>();
-  /** Every settled call leaves the tables (one function for all calls, not one per call). */
-  private readonly forget = (id: string): void => {
-    this.calls.delete(id);
-    this.aborted.delete(id);
-  };
 
   private constructor(parts: Parts) {
     this.link = parts.transport;
@@ -219,7 +124,7 @@ export class Runtime implements AsyncDisposable {
     this.pythonia = parts.pythonia;
     this.endpointsInfo = parts.endpoints;
     this.emitter = parts.emitter;
-    this.verifyOptions = { key: this.key, signedBuffers: this.signedBuffers, maxMessageBytes: this.maxMessageBytes, replay: this.replay };
+    this.verifyOptions = { key: this.key, signedBuffers: this.signedBuffers, maxMessageBytes: this.maxMessageBytes, replay: new ReplayGuard() };
     if (this.link.listen) this.link.listen((m) => this.onIncoming(m));
     else void this.receiveLoop();
     if (this.proc) void this.proc.exited.then(() => this.onExit());
@@ -242,118 +147,36 @@ export class Runtime implements AsyncDisposable {
     const opts = parsed.data;
     const deadline = Date.now() + opts.startTimeoutMs;
     const emitter = new LifecycleEmitter();
-    const onLog = opts.onLog;
-    if (onLog) emitter.on("log", onLog);
-    let connectZeroMQ: TransportFactory | undefined;
-    let fallback: string | undefined;
-    if (opts.transport !== "pythonia") {
-      const loaded = await loadZeroMQ();
-      if (loaded instanceof Error) {
-        if (opts.transport === "zeromq") {
-          throw new StartError(`the zeromq native addon cannot load here: ${loaded.message}`, {
-            cause: loaded,
-            hint: 'use transport: "pythonia" (or "auto") on this platform',
-          });
-        }
-        fallback = `the zeromq native addon cannot load (${loaded.message}); using the pythonia transport`;
-        emitter.emit({ type: "log", stream: "stderr", line: `nearpos warning: ${fallback}` });
-      } else {
-        connectZeroMQ = loaded;
-      }
-    }
-    if (!connectZeroMQ) {
-      const rt = await Runtime.startPythonia(opts, emitter, deadline);
-      rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
-      // After start resolves, so that `rt.on("warning", ...)` right after it sees it.
-      if (fallback) {
-        const message = fallback;
-        setImmediate(() => emitter.emit({ type: "warning", message }));
-      }
-      return rt;
-    }
-    const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
-    const connect = connectZeroMQ;
-    const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const rt = await Runtime.finishStart(
-      async () => {
-        const info = await proc.waitForConnection(deadline);
-        const endpoints = { request: info.request, control: info.control };
-        return new Runtime({
-          endpoints,
-          transport: await connect(endpoints, { maxMessageBytes }),
-          key: proc.key,
-          signedBuffers: info.signed_buffers,
-          maxMessageBytes,
-          proc,
-          emitter,
-        });
-      },
-      deadline,
-      async () => {
-        proc.kill("SIGKILL");
-        await proc.waitExit(CLOSE_STEP_MS);
-        await proc.removeDir();
-      },
-      "the runtime failed to start",
-    );
-    rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
+    if (opts.onLog) emitter.on("log", opts.onLog);
+    const { zeromq, fallback } = await chooseTransport(opts);
+    if (fallback) emitter.emit({ type: "log", stream: "stderr", line: `nearpos warning: ${fallback}` });
+    let rt: Runtime | undefined;
+    const launch = zeromq
+      ? await spawnLaunch(opts, emitter, deadline, zeromq)
+      : await pythoniaLaunch(opts, emitter, deadline, () => (rt ? rt.waiting.size : 1));
+    rt = await Runtime.finishStart(launch, deadline);
+    rt.startWatch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
+    // After start resolves, so that `rt.on("warning", ...)` right after it sees it.
+    if (fallback) setImmediate(() => emitter.emit({ type: "warning", message: fallback }));
     return rt;
   }
 
   /**
    * The common end of both start paths: build the Runtime and complete the hello
-   * handshake; on any failure close what was built (or `abandon` what was not) and throw.
+   * handshake; on any failure close what was built (or abandon what was not) and throw.
    */
-  private static async finishStart(
-    build: () => Promise<Runtime>,
-    deadline: number,
-    abandon: () => Promise<void>,
-    failure: string,
-  ): Promise<Runtime> {
+  private static async finishStart(launch: Launch, deadline: number): Promise<Runtime> {
     let rt: Runtime | undefined;
     try {
-      rt = await build();
+      rt = new Runtime(await launch.build());
       await rt.handshake(Math.max(1, deadline - Date.now()));
       return rt;
     } catch (err) {
       if (rt) await rt.close();
-      else await abandon();
+      else await launch.abandon();
       if (err instanceof NearposError) throw err;
-      throw new StartError(failure, { cause: err });
+      throw new StartError(launch.failure, { cause: err });
     }
-  }
-
-  private static async startPythonia(opts: ResolvedRuntimeOptions, emitter: LifecycleEmitter, deadline: number): Promise<Runtime> {
-    let rt: Runtime | undefined;
-    const transport = await PythoniaTransport.open({
-      python: opts.python ?? defaultPython(),
-      ...(opts.env ? { env: opts.env } : {}),
-      ...(opts.cwd ? { cwd: opts.cwd } : {}),
-      ...(opts.signedBuffers !== undefined ? { signedBuffers: opts.signedBuffers } : {}),
-      ...(opts.maxMessageBytes !== undefined ? { maxMessageBytes: opts.maxMessageBytes } : {}),
-      ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-      onLog: (line) => emitter.emit({ type: "log", stream: "stderr", line }),
-      pending: () => (rt ? rt.calls.size + rt.control.size : 1),
-      timeoutMs: Math.max(1, deadline - Date.now()),
-    });
-    return Runtime.finishStart(
-      async () =>
-        (rt = new Runtime({
-          endpoints: { request: pythoniaEndpoint(transport.pid, "request"), control: pythoniaEndpoint(transport.pid, "control") },
-          transport,
-          key: transport.key,
-          signedBuffers: transport.signedBuffers,
-          maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-          pythonia: transport,
-          emitter,
-        })),
-      deadline,
-      async () => {
-        transport.close();
-        await transport.released;
-      },
-      "the runtime failed to start over pythonia",
-    );
   }
 
   /**
@@ -365,55 +188,19 @@ export class Runtime implements AsyncDisposable {
    * unanswered, every pending call rejects with {@link RuntimeUnreachableError}, and so do
    * new calls until the runtime answers again (an `unreachable`, then a `reachable` event).
    *
+   * @param transportFactory - @internal a transport other than ZeroMQ (tests)
    * @throws ValidationError for a non-local endpoint without `allowRemote: true`
    */
   static async connect(options: ConnectOptions, transportFactory?: TransportFactory): Promise<Runtime> {
-    const parsed = ConnectOptionsSchema.safeParse(options);
-    if (!parsed.success) throw fromZodError(parsed.error, "options");
-    const opts = parsed.data;
-    let endpoints: Endpoints;
-    let signedBuffers = opts.signedBuffers;
-    if (opts.connectionFile) {
-      const info = parseConnectionInfo(readFileSync(opts.connectionFile, "utf8"), opts.connectionFile);
-      endpoints = { request: info.request, control: info.control };
-      signedBuffers ??= info.signed_buffers;
-    } else if (opts.request && opts.control) {
-      endpoints = { request: opts.request, control: opts.control };
-    } else {
-      throw new ValidationError("options", "give connectionFile, or both request and control endpoints");
-    }
-    const remote = !isLocal(endpoints.request) || !isLocal(endpoints.control);
-    if (remote && !opts.allowRemote) {
-      throw new ValidationError("options.allowRemote", `endpoint ${endpoints.request} / ${endpoints.control} is not local; pass allowRemote: true to use it`, {
-        hint: "remote runtimes need --allow-remote on the runtime as well; the key then travels out of band",
-      });
-    }
-    signedBuffers = remote ? true : (signedBuffers ?? endpoints.request.startsWith("tcp://"));
-    const key = typeof opts.key === "string" ? Buffer.from(opts.key, "hex") : opts.key;
-    if (key.byteLength !== 32) throw new ValidationError("options.key", `must be 32 bytes, got ${key.byteLength}`);
-    let factory = transportFactory;
-    if (!factory) {
-      const loaded = await loadZeroMQ();
-      if (loaded instanceof Error) throw new StartError(`the zeromq native addon cannot load here: ${loaded.message}`, { cause: loaded });
-      factory = loaded;
-    }
-    const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const transport = await factory(endpoints, { maxMessageBytes });
-    const rt = new Runtime({
-      endpoints,
-      transport,
-      key,
-      signedBuffers,
-      maxMessageBytes,
-      emitter: new LifecycleEmitter(),
-    });
+    const { parts, opts } = await connectParts(options, transportFactory);
+    const rt = new Runtime(parts);
     try {
       await rt.handshake(opts.timeoutMs);
     } catch (err) {
       await rt.close();
       throw err;
     }
-    rt.watch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
+    rt.startWatch(opts.heartbeatIntervalMs, opts.heartbeatMisses);
     return rt;
   }
 
@@ -437,13 +224,8 @@ export class Runtime implements AsyncDisposable {
     return { ...this.endpointsInfo };
   }
 
-  /** Name of the transport in use (`"zeromq"`, `"pythonia"`, or a custom factory's). */
-  get transportName(): string {
-    return this.link.name;
-  }
-
-  /** The transport in use: `"zeromq"`, or `"pythonia"` (the fallback). */
-  get transport(): TransportName | string {
+  /** The transport in use: `"zeromq"`, `"pythonia"` (the fallback), or a custom factory's name. */
+  get transport(): TransportName | (string & {}) {
     return this.link.name;
   }
 
@@ -457,7 +239,7 @@ export class Runtime implements AsyncDisposable {
 
   /** Number of calls in flight. */
   get pending(): number {
-    return this.calls.size;
+    return this.waiting.calls.size;
   }
 
   /**
@@ -472,7 +254,7 @@ export class Runtime implements AsyncDisposable {
    *   MessageTooLargeError (a reply larger than `maxMessageBytes`), RuntimeExitedError or
    *   RuntimeUnreachableError
    */
-  call<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Promise<T> {
+  call<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
     // As an async function would, but without wrapping the result in one more promise:
     // a failure before sending rejects the returned promise rather than throwing.
     try {
@@ -488,17 +270,34 @@ export class Runtime implements AsyncDisposable {
    *   message is larger than the runtime accepts) before anything is sent;
    *   RuntimeUnreachableError while the runtime does not answer heartbeats
    */
-  stream<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallWithEventsOptions = {}): Call<T> {
+  stream<T = unknown>(method: string, params: Record<string, unknown> = {}, options: CallOptions = {}): Call<T> {
     if (this.dead) throw this.dead;
     if (this.closing) throw new ClosedError();
     if (this.unreachable) throw this.unreachable;
     if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
       throw new ValidationError("timeoutMs", `must be a positive number of milliseconds, got ${options.timeoutMs}`);
     }
+    const id = newId();
+    const frames = this.callFrames(id, method, params);
+    if (options.signal?.aborted) {
+      const state = new CallState<T>(id, method, options.onEvent);
+      state.reject(new CancelledError("the call was aborted before it was sent", { cause: options.signal.reason, context: { method } }));
+      return state;
+    }
+    const state = new CallState<T>(id, method, options.onEvent, this.waiting.forget);
+    this.waiting.calls.set(id, state as unknown as CallState<unknown>);
+    this.link.send("request", signFrames(frames, this.key, this.signedBuffers)).catch((err: unknown) => {
+      state.reject(this.dead ?? new NearposError(ErrorCode.protocolError, "sending the call failed", { cause: err }));
+    });
+    this.track(state as unknown as CallState<unknown>, options);
+    return state;
+  }
+
+  /** The frames of a call_request, checked: method known, params valid, size within the limit. */
+  private callFrames(id: string, method: string, params: Record<string, unknown>): OutgoingFrame[] {
     this.validator.checkMethod(method);
     const encoded = encodeTensors(params);
     this.validator.check(method, encoded.json);
-    const id = newId();
     const msg: WireMessage = {
       header: makeHeader({ msgType: "call_request", session: this.session, buffers: encoded.descriptors, signedBuffers: this.signedBuffers, msgId: id }),
       content: { method, params: encoded.json },
@@ -514,22 +313,17 @@ export class Runtime implements AsyncDisposable {
         context: { method },
       });
     }
-    if (options.signal?.aborted) {
-      const state = new CallState<T>(id, method, options.onEvent);
-      state.reject(new CancelledError("the call was aborted before it was sent", { cause: options.signal.reason, context: { method } }));
-      return state;
-    }
-    const state = new CallState<T>(id, method, options.onEvent, this.forget);
-    const call = state as unknown as CallState<unknown>;
-    this.calls.set(id, call);
-    this.link.send("request", signFrames(frames, this.key, this.signedBuffers)).catch((err: unknown) => {
-      state.reject(this.dead ?? new NearposError("protocol_error", "sending the call failed", { cause: err }));
-    });
+    return frames;
+  }
+
+  /** Cancels a sent call when its signal aborts or its timeout passes. */
+  private track(state: CallState<unknown>, options: CallOptions): void {
+    const { id, method } = state;
     if (options.signal) {
       const signal = options.signal;
       const onAbort = (): void => {
-        this.aborted.add(id);
-        void this.cancel(call);
+        this.waiting.aborted.add(id);
+        void this.cancel(state);
       };
       signal.addEventListener("abort", onAbort, { once: true });
       state.onSettle(() => signal.removeEventListener("abort", onAbort));
@@ -542,7 +336,6 @@ export class Runtime implements AsyncDisposable {
       }, ms);
       state.onSettle(() => clearTimeout(timer));
     }
-    return state;
   }
 
   /** Liveness and counters of the runtime (control channel: never queued behind calls). */
@@ -550,20 +343,25 @@ export class Runtime implements AsyncDisposable {
     return (await this.request("heartbeat_request", {}, timeoutMs)) as unknown as HeartbeatReply;
   }
 
-  /** Mines triplets with a sampler (the `mine` method). */
-  async mine(params: MineParams, options: CallOptions = {}): Promise<MineResult> {
-    return this.call<MineResult>("mine", { config: {}, ...params }, options);
+  // ------------------------------------------------------------ typed methods
+
+  /** Mines tuples with a sampler (the `mine` method). */
+  mine(params: MineParams, options: CallOptions = {}): Promise<MineResult> {
+    return this.call<MineResult>("mine", asParams({ config: {}, ...params }), options);
   }
 
-  /** Computes a loss with a sampler's triplets (the `loss` method). */
-  async loss(params: LossParams, options: CallOptions = {}): Promise<LossResult> {
-    return this.call<LossResult>("loss", { loss_config: {}, config: {}, ...params }, options);
+  /** Computes a loss with a sampler's tuples (the `loss` method). */
+  loss(params: LossParams, options: CallOptions = {}): Promise<LossResult> {
+    return this.call<LossResult>("loss", asParams({ loss_config: {}, config: {}, ...params }), options);
   }
 
   /**
    * Starts a training run (the `train` method; see docs/training.md).
    * @param config - validated against the runtime's schema before anything is sent
-   * @returns the run: `events` (step, epoch, eval, checkpoint, warning) and `result`
+   * @returns the run: `events` (queued, step, epoch, eval, checkpoint, warning) and `result`,
+   *   which rejects with CancelledError after an abort, PythonError on failure (code
+   *   `invalid_params`, naming the field, for a config mistake or a batch over the memory budget)
+   * @throws ValidationError naming the field when the config breaks the schema
    * @example
    * ```ts
    * const run = rt.train({ data: { kind: "mnist" }, model: { kind: "mlp" }, steps: 200 });
@@ -571,32 +369,35 @@ export class Runtime implements AsyncDisposable {
    * const { model, metrics } = await run.result;
    * ```
    */
-  train(config: TrainConfig, options: TrainOptions = {}): TrainRun {
-    return training.train(this, config, options);
+  train(config: TrainConfig, options: CallOptions<TrainEvent> = {}): TrainRun {
+    const call = this.stream("train", asParams(config), narrowOptions(options, TRAIN_EVENT_TYPES));
+    return narrowCall<TrainResult, TrainEvent>(call, TRAIN_EVENT_TYPES);
   }
 
-  /** Embeds a data set with a trained model (the `embed` method). */
-  embed(params: EmbedParams, options: { signal?: AbortSignal } = {}): Promise<EmbedResult> {
-    return training.embed(this, params, options);
+  /** Embeds a split of a data set with a trained model (the `embed` method). */
+  embed(params: EmbedParams, options: CallOptions = {}): Promise<EmbedResult> {
+    return this.call<EmbedResult>("embed", asParams(params), options);
   }
 
   /** Retrieval metrics (Recall@K, MAP@R, R-Precision, NMI) of a model or of given embeddings. */
-  evaluate(params: EvaluateParams, options: { signal?: AbortSignal } = {}): Promise<EvaluateResult> {
-    return training.evaluate(this, params, options);
+  evaluate(params: EvaluateParams, options: CallOptions<EvaluateEvent> = {}): Promise<EvaluateResult> {
+    return this.call<EvaluateResult>("evaluate", asParams(params), narrowOptions(options, EVALUATE_EVENT_TYPES));
   }
 
-  /** Writes a model checkpoint atomically (the `checkpoint_save` method). */
-  saveCheckpoint(params: CheckpointSaveParams): Promise<{ path: string }> {
-    return training.saveCheckpoint(this, params);
+  /** Writes a model to a checkpoint file, atomically (the `checkpoint_save` method). */
+  saveCheckpoint(params: CheckpointSaveParams, options: CallOptions = {}): Promise<CheckpointSaveResult> {
+    return this.call<CheckpointSaveResult>("checkpoint_save", asParams(params), options);
   }
 
-  /** Loads a checkpoint (weights only) and returns a model handle (the `checkpoint_load` method). */
-  loadCheckpoint(params: CheckpointLoadParams): Promise<{ model: string; model_config: Record<string, unknown> }> {
-    return training.loadCheckpoint(this, params);
+  /** Loads a checkpoint (weights only); returns a model handle (the `checkpoint_load` method). */
+  loadCheckpoint(params: CheckpointLoadParams, options: CallOptions = {}): Promise<CheckpointLoadResult> {
+    return this.call<CheckpointLoadResult>("checkpoint_load", asParams(params), options);
   }
+
+  // ------------------------------------------------------------ lifecycle
 
   /**
-   * Subscribes to runtime events (`log`, `exit`, `dropped`).
+   * Subscribes to runtime events (`log`, `exit`, `dropped`, `warning`, `unreachable`, `reachable`).
    * @returns a function that unsubscribes
    */
   on<T extends RuntimeLifecycleEvent["type"]>(type: T, listener: (event: Extract<RuntimeLifecycleEvent, { type: T }>) => void): () => void {
@@ -624,7 +425,7 @@ export class Runtime implements AsyncDisposable {
     return this.close();
   }
 
-  // ---------------------------------------------------------------- internals
+  // ------------------------------------------------------------ internals
 
   private async handshake(timeoutMs: number): Promise<void> {
     // max_message_bytes: the runtime then never sends this client more (an error instead).
@@ -639,57 +440,36 @@ export class Runtime implements AsyncDisposable {
     this.validator = new ParamsValidator(hello.methods ?? []);
   }
 
+  /** A control-channel request and its reply (unref: a heartbeat's timer never keeps Node alive). */
   private async request(msgType: string, content: Record<string, unknown>, timeoutMs: number, unref = false): Promise<Record<string, unknown>> {
     if (this.dead) throw this.dead;
     if (this.link.closed) throw new ClosedError();
     const header = makeHeader({ msgType, session: this.session, signedBuffers: this.signedBuffers });
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.control.delete(header.msg_id);
+        this.waiting.control.delete(header.msg_id);
         reject(new TimeoutError(`no ${msgType.replace("_request", "_reply")} within ${timeoutMs} ms`, { context: { msgType, timeoutMs } }));
       }, timeoutMs);
       if (unref) timer.unref();
-      this.control.set(header.msg_id, { resolve, reject, timer });
+      this.waiting.control.set(header.msg_id, { resolve, reject, timer });
     });
     this.link.send("control", signFrames(frameMessage({ header, content, buffers: [] }), this.key, this.signedBuffers)).catch((err: unknown) => {
-      const w = this.control.get(header.msg_id);
-      if (w) {
-        this.control.delete(header.msg_id);
-        clearTimeout(w.timer);
-        w.reject(this.dead ?? new ClosedError("sending on the control channel failed", { cause: err }));
-      }
+      this.waiting.takeControl(header.msg_id)?.reject(this.dead ?? new ClosedError("sending on the control channel failed", { cause: err }));
     });
     return reply;
   }
 
-  // Liveness, for both kinds of handle: one heartbeat at a time, each given `intervalMs`;
-  // the next goes out `intervalMs` after the previous one was sent. After `misses` in a row
-  // the runtime counts as unreachable, and the watch goes on probing: the first answer
-  // after that makes the handle usable again. Unref'd timers: the watch never keeps Node
-  // alive on its own. It ends with close() or the runtime's exit.
-  private watch(intervalMs: number, misses: number): void {
-    if (intervalMs <= 0) return;
-    let missed = 0;
-    const schedule = (delay: number): void => {
-      this.watchTimer = setTimeout(() => void tick(), delay);
-      this.watchTimer.unref();
-    };
-    const tick = async (): Promise<void> => {
-      this.watchTimer = undefined;
-      if (this.dead || this.closing) return;
-      const sent = Date.now();
-      try {
-        await this.request("heartbeat_request", {}, intervalMs, true);
-        missed = 0;
-        if (this.unreachable) this.onReachable();
-      } catch {
-        if (this.dead || this.closing) return;
-        missed++;
-        if (missed >= misses && !this.unreachable) this.onUnreachable(intervalMs, misses);
-      }
-      schedule(Math.max(0, intervalMs - (Date.now() - sent)));
-    };
-    schedule(intervalMs);
+  private startWatch(intervalMs: number, misses: number): void {
+    this.watch = new Watch(
+      {
+        heartbeat: (ms) => this.request("heartbeat_request", {}, ms, true),
+        ended: () => this.dead !== undefined || this.closing !== undefined,
+        onUnreachable: (missed) => this.onUnreachable(intervalMs, missed),
+        onReachable: () => this.onReachable(),
+      },
+      intervalMs,
+      misses,
+    );
   }
 
   private onUnreachable(intervalMs: number, misses: number): void {
@@ -697,15 +477,16 @@ export class Runtime implements AsyncDisposable {
     this.unreachable = err;
     this.unreachableSince = Date.now();
     // Calls the runtime may still be running: cancelled there once it answers again.
-    for (const id of this.calls.keys()) this.lost.add(id);
-    this.rejectAll(err, false);
+    for (const id of this.waiting.calls.keys()) this.waiting.lost.add(id);
+    // (pending control requests, the watch's heartbeat among them, time out by themselves)
+    this.waiting.rejectAll(err, false);
     this.emitter.emit({ type: "unreachable", missed: misses });
   }
 
   private onReachable(): void {
     this.unreachable = undefined;
-    for (const id of this.lost) void this.sendCancel(id).catch(() => undefined);
-    this.lost.clear();
+    for (const id of this.waiting.lost) void this.sendCancel(id).catch(() => undefined);
+    this.waiting.lost.clear();
     this.emitter.emit({ type: "reachable", afterMs: Date.now() - this.unreachableSince });
   }
 
@@ -714,14 +495,10 @@ export class Runtime implements AsyncDisposable {
   private onReset(channel: Channel, why: string): void {
     const err = new ProtocolError(`the ${channel} channel was reset: ${why}; what was in flight on it is lost`, { context: { channel } });
     if (channel === "control") {
-      for (const [id, w] of this.control) {
-        clearTimeout(w.timer);
-        w.reject(err);
-        this.control.delete(id);
-      }
+      this.waiting.rejectControl(err);
       return;
     }
-    for (const call of [...this.calls.values()]) {
+    for (const call of [...this.waiting.calls.values()]) {
       call.reject(err);
       void this.sendCancel(call.id).catch(() => undefined); // it may still run there
     }
@@ -761,77 +538,26 @@ export class Runtime implements AsyncDisposable {
       return;
     }
     try {
-      this.dispatch(channel, r.message);
+      dispatch(this.waiting, r.message);
     } catch {
       // An authenticated but unusable message must not stop receiving.
     }
   }
 
-  private dispatch(_channel: Channel, msg: WireMessage): void {
-    const { header, content } = msg;
-    const parent = header.parent_id;
-    if (parent === null) return;
-    const waiter = this.control.get(parent);
-    if (waiter) {
-      this.control.delete(parent);
-      clearTimeout(waiter.timer);
-      if (header.msg_type === "error") waiter.reject(toPythonError(content));
-      else waiter.resolve(content);
-      return;
-    }
-    const call = this.calls.get(parent);
-    if (!call) return; // late reply to a call that timed out: nothing waits for it
-    if (header.version !== PROTOCOL_VERSION && Number(String(header.version).split(".")[0]) !== PROTOCOL_MAJOR) {
-      call.reject(new ProtocolError(`reply speaks protocol ${header.version}`, { context: { remoteCode: "unsupported_version" } }));
-      return;
-    }
-    let decoded: Record<string, unknown>;
-    if (isPlain(msg)) {
-      decoded = content; // no placeholder, nothing too deep, no tensor: the walk would copy it
-    } else {
-      try {
-        decoded = decodeTensors(content, checkDescriptors(header.buffers, msg.buffers), msg.buffers) as Record<string, unknown>;
-      } catch (err) {
-        call.reject(err);
-        return;
-      }
-    }
-    switch (header.msg_type) {
-      case "event":
-        call.event({ type: String(decoded.type), seq: Number(decoded.seq), data: (decoded.data ?? {}) as Record<string, unknown> });
-        break;
-      case "result":
-        call.resolve(decoded.value);
-        break;
-      case "error":
-        call.reject(decoded.ename === "MessageTooLarge" ? tooLargeReply(decoded, call.method) : toPythonError(decoded, { method: call.method }));
-        break;
-      case "cancelled":
-        call.reject(new CancelledError(`${call.method} was cancelled (${String(decoded.reason)})`, { context: { reason: decoded.reason, method: call.method } }));
-        break;
-      default:
-        break; // unknown message types from a newer minor version are ignored
-    }
+  /** Everything pending fails with `err`; the transport closes; `exit` is emitted. */
+  private endWith(err: NearposError, exit: { code: number | null; signal: NodeJS.Signals | null }, expected: boolean): void {
+    this.dead ??= err;
+    this.waiting.rejectAll(err);
+    this.link.close();
+    this.emitter.emit({ type: "exit", code: exit.code, signal: exit.signal, expected });
   }
 
   private async onExit(): Promise<void> {
     const proc = this.proc as RuntimeProcess;
     // Give stderr a moment to drain so the error carries the runtime's last lines.
     await Promise.race([proc.closed, sleep(50)]);
-    const info = proc.exitInfo ?? { code: null, signal: null };
     const expected = this.closing !== undefined;
-    const exitErr = expected ? new ClosedError("the runtime was closed") : proc.exitedError();
-    this.dead ??= exitErr;
-    for (const call of [...this.calls.values()]) {
-      call.reject(this.aborted.has(call.id) ? new CancelledError(`${call.method} was cancelled (the runtime is gone)`, { cause: exitErr }) : exitErr);
-    }
-    for (const [id, w] of this.control) {
-      clearTimeout(w.timer);
-      w.reject(exitErr);
-      this.control.delete(id);
-    }
-    this.link.close();
-    this.emitter.emit({ type: "exit", code: info.code, signal: info.signal, expected });
+    this.endWith(expected ? new ClosedError("the runtime was closed") : proc.exitedError(), proc.exitInfo ?? { code: null, signal: null }, expected);
     if (!expected) {
       this.emitter.end();
       await proc.removeDir();
@@ -840,44 +566,19 @@ export class Runtime implements AsyncDisposable {
 
   private onPythoniaExit(): void {
     const py = this.pythonia as PythoniaTransport;
-    const info = py.exitInfo ?? { code: null, signal: null };
     const expected = this.closing !== undefined;
-    const exitErr = expected ? new ClosedError("the runtime was closed") : py.exitedError();
-    this.dead ??= exitErr;
-    this.rejectAll(exitErr);
-    this.link.close();
-    this.emitter.emit({ type: "exit", code: info.code, signal: info.signal, expected });
+    this.endWith(expected ? new ClosedError("the runtime was closed") : py.exitedError(), py.exitInfo ?? { code: null, signal: null }, expected);
     if (!expected) this.emitter.end();
   }
 
-  private rejectAll(err: NearposError, control = true): void {
-    for (const call of [...this.calls.values()]) {
-      call.reject(this.aborted.has(call.id) ? new CancelledError(`${call.method} was cancelled (the runtime is gone)`, { cause: err }) : err);
-    }
-    if (!control) return; // (pending control requests, the watch's heartbeat among them, time out by themselves)
-    for (const [id, w] of this.control) {
-      clearTimeout(w.timer);
-      w.reject(err);
-      this.control.delete(id);
-    }
-  }
-
   private async doClose(): Promise<void> {
-    clearTimeout(this.watchTimer);
-    this.watchTimer = undefined;
+    this.watch?.stop();
+    const shutdown = (): Promise<unknown> => this.request("shutdown_request", {}, CLOSE_STEP_MS);
     const py = this.pythonia;
     if (py && py.exitInfo === undefined) {
-      // The Python process is shared by every pythonia runtime: stop this runtime's server
-      // (shutdown_request), then the transport releases the process (the last one ends it).
-      let stopped = false;
-      try {
-        await this.request("shutdown_request", {}, CLOSE_STEP_MS);
-        stopped = await Promise.race([py.stopped.then(() => true), sleep(CLOSE_STEP_MS).then(() => false)]);
-      } catch {
-        // close_server below cancels whatever still runs.
-      }
+      const stopped = await stopPythoniaServer(py, shutdown);
       const closed = new ClosedError();
-      this.rejectAll(closed);
+      this.waiting.rejectAll(closed);
       this.link.close();
       this.dead ??= closed;
       await Promise.race([py.released, sleep(CLOSE_STEP_MS)]);
@@ -886,35 +587,9 @@ export class Runtime implements AsyncDisposable {
       return;
     }
     const proc = this.proc;
-    if (proc?.alive && this.unreachable) {
-      // Stalled (stopped, hung): it would not answer, and a stopped process does not even
-      // take SIGTERM. SIGKILL is delivered regardless.
-      proc.kill("SIGKILL");
-      await proc.waitExit(CLOSE_STEP_MS);
-    } else if (proc?.alive) {
-      try {
-        await this.request("shutdown_request", {}, CLOSE_STEP_MS) as unknown as ShutdownReply;
-      } catch {
-        // Not answering is what SIGTERM is for.
-      }
-      if (!(await proc.waitExit(CLOSE_STEP_MS))) {
-        proc.child.stdin?.end();
-        if (!(await proc.waitExit(CLOSE_STEP_MS))) {
-          proc.kill("SIGTERM");
-          if (!(await proc.waitExit(CLOSE_STEP_MS))) {
-            proc.kill("SIGKILL");
-            await proc.waitExit(CLOSE_STEP_MS);
-          }
-        }
-      }
-    }
+    if (proc) await stopProcess(proc, shutdown, this.unreachable !== undefined);
     const closed = new ClosedError();
-    for (const call of [...this.calls.values()]) call.reject(closed);
-    for (const [id, w] of this.control) {
-      clearTimeout(w.timer);
-      w.reject(closed);
-      this.control.delete(id);
-    }
+    this.waiting.rejectAll(closed);
     this.link.close();
     this.dead ??= closed;
     if (proc) await proc.removeDir();
@@ -922,18 +597,7 @@ export class Runtime implements AsyncDisposable {
   }
 }
 
-// The runtime's answer instead of a result or event larger than this client accepts.
-function tooLargeReply(content: Record<string, unknown>, method: string): MessageTooLargeError {
-  const bytes = Number(content.nbytes);
-  const limit = Number(content.max_message_bytes);
-  return new MessageTooLargeError("reply", bytes, limit, String(content.evalue ?? `a reply of ${method} was too large`), { context: { method } });
+/** A typed params object as the untyped `call` takes it (the schema checks it before sending). */
+function asParams(params: object): Record<string, unknown> {
+  return params as Record<string, unknown>;
 }
-
-function toPythonError(content: Record<string, unknown>, context: Record<string, unknown> = {}): PythonError {
-  const c = content as Partial<ErrorContent>;
-  return new PythonError(String(c.ename ?? "Error"), String(c.evalue ?? ""), Array.isArray(c.traceback) ? c.traceback.map(String) : [], {
-    ...(typeof c.code === "string" ? { remoteCode: c.code } : {}),
-    context,
-  });
-}
-

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Runtime } from "../runtime/runtime.ts";
 import { CancelledError, ErrorCode, PythonError, ValidationError } from "../errors.ts";
 import { Tensor } from "../tensor.ts";
-import { embed, evaluate, loadCheckpoint, saveCheckpoint, train, type TrainConfig, type TrainEvent } from "./index.ts";
+import type { TrainConfig, TrainEvent } from "./index.ts";
 
 // Small enough for two CPU cores: 1,000 real digits, 5 coarse classes of 2 digits.
 const DATA = { kind: "mnist", per_digit: 100 } as const;
@@ -40,8 +40,8 @@ describe("training from TypeScript", () => {
 
   it("trains on mnist coarse classes and beats the untrained model, coarse and fine", async () => {
     // One step at a negligible learning rate: the untrained model's metrics.
-    const base = await train(rt, config({ steps: 1, eval_every: 0, optimizer: { kind: "adam", lr: 1e-12 } })).result;
-    const run = train(rt, config({ checkpoint: { dir, every: 0 } }));
+    const base = await rt.train(config({ steps: 1, eval_every: 0, optimizer: { kind: "adam", lr: 1e-12 } })).result;
+    const run = rt.train(config({ checkpoint: { dir, every: 0 } }));
     const events: TrainEvent[] = [];
     for await (const ev of run.events) events.push(ev);
     const result = await run.result;
@@ -50,6 +50,8 @@ describe("training from TypeScript", () => {
     expect(events.some((e) => e.type === "epoch")).toBe(true);
     expect(result.steps).toBe(120);
     expect(result.samples_per_s).toBeGreaterThan(0);
+    expect(result.best_step).toBeNull(); // no select_best
+    expect(result.best_val_metrics).toBeNull();
     const fine = result.metrics.fine;
     const baseFine = base.metrics.fine;
     if (!fine || !baseFine) throw new Error("mnist must give fine metrics");
@@ -57,36 +59,36 @@ describe("training from TypeScript", () => {
     expect(fine["recall@1"]).toBeGreaterThan((baseFine["recall@1"] ?? 1) + 0.02);
 
     // The handle embeds and evaluates; a checkpoint round trip gives the same metrics.
-    const emb = await embed(rt, { model: result.model, data: DATA, split: "test" });
+    const emb = await rt.embed({ model: result.model, data: DATA, split: "test" });
     expect(emb.embeddings.shape).toEqual([300, 32]);
-    const ev = await evaluate(rt, { model: result.model, data: DATA, ks: [1, 4], nmi: false, projection: "pca" });
+    const ev = await rt.evaluate({ model: result.model, data: DATA, ks: [1, 4], nmi: false, projection: "pca" });
     expect(ev.metrics.coarse).toEqual(result.metrics.coarse);
     expect(ev.projection?.shape).toEqual([300, 2]);
     const path = join(dir, "saved.pt");
-    await saveCheckpoint(rt, { model: result.model, path });
-    const loaded = await loadCheckpoint(rt, { path });
-    const again = await evaluate(rt, { embeddings: (await embed(rt, { model: loaded.model, data: DATA })).embeddings, labels: emb.labels, ks: [1, 4], nmi: false });
+    await rt.saveCheckpoint({ model: result.model, path });
+    const loaded = await rt.loadCheckpoint({ path });
+    const again = await rt.evaluate({ embeddings: (await rt.embed({ model: loaded.model, data: DATA })).embeddings, labels: emb.labels, ks: [1, 4], nmi: false });
     expect(again.metrics.coarse).toEqual(result.metrics.coarse);
   });
 
   it("gives identical metrics for the same seed", async () => {
     const c = config({ steps: 40, eval_every: 0 });
-    const a = await train(rt, c).result;
-    const b = await train(rt, c).result;
+    const a = await rt.train(c).result;
+    const b = await rt.train(c).result;
     expect(b.metrics).toEqual(a.metrics);
     expect(b.losses).toEqual(a.losses);
   });
 
   it("cancels mid-train, then serves the next request", async () => {
     const ac = new AbortController();
-    const run = train(rt, config({ steps: 100_000, eval_every: 0 }), {
+    const run = rt.train(config({ steps: 100_000, eval_every: 0 }), {
       signal: ac.signal,
       onEvent: (e) => {
         if (e.type === "step" && e.data.step === 3) ac.abort();
       },
     });
     await expect(run.result).rejects.toBeInstanceOf(CancelledError);
-    const ok = await train(rt, config({ steps: 2, eval_every: 0 })).result;
+    const ok = await rt.train(config({ steps: 2, eval_every: 0 })).result;
     expect(ok.steps).toBe(2);
   });
 
@@ -94,7 +96,7 @@ describe("training from TypeScript", () => {
     const bad = { ...config(), batch: { classes: 5, per_clas: 4 } } as unknown as TrainConfig;
     let err: unknown;
     try {
-      train(rt, bad);
+      rt.train(bad);
     } catch (e) {
       err = e;
     }
@@ -105,10 +107,10 @@ describe("training from TypeScript", () => {
 
   it("runs trainings one at a time: a seeded run with dropout is the same alone and alongside another", async () => {
     const c = config({ steps: 30, eval_every: 0, model: { kind: "mlp", hidden: [64], embedding_dim: 32, dropout: 0.3 } });
-    const alone = await train(rt, c).result;
-    const other = train(rt, { ...c, seed: 8 });
+    const alone = await rt.train(c).result;
+    const other = rt.train({ ...c, seed: 8 });
     const events: TrainEvent[] = [];
-    const again = train(rt, c, { onEvent: (e) => events.push(e) });
+    const again = rt.train(c, { onEvent: (e) => events.push(e) });
     const [, together] = await Promise.all([other.result, again.result]);
     expect(together.losses).toEqual(alone.losses);
     expect(together.metrics).toEqual(alone.metrics);
@@ -123,23 +125,23 @@ describe("training from TypeScript", () => {
     const bad = { bogus: 1 };
     const fromLoss = rt.loss({ loss: "triplet", loss_config: bad, sampler: "nearest-positive", embeddings: emb, labels });
     await expect(fromLoss).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.code === ErrorCode.invalidParams && e.evalue.startsWith("params.loss_config:"));
-    const fromTrain = train(rt, config({ loss: { name: "triplet", config: bad } })).result;
+    const fromTrain = rt.train(config({ loss: { name: "triplet", config: bad } })).result;
     await expect(fromTrain).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.code === ErrorCode.invalidParams && e.evalue.startsWith("params.loss.config:"));
   });
 
   it("rejects what only Python can check, naming the field, and keeps serving", async () => {
-    await expect(train(rt, config({ sampler: { name: "nearest", config: {} } })).result).rejects.toSatisfy(
+    await expect(rt.train(config({ sampler: { name: "nearest", config: {} } })).result).rejects.toSatisfy(
       (e: unknown) => e instanceof PythonError && e.ename === "InvalidParams" && e.evalue.includes("sampler.name"),
     );
-    await expect(train(rt, config({ loss: { name: "tripplet", config: {} } })).result).rejects.toSatisfy(
+    await expect(rt.train(config({ loss: { name: "tripplet", config: {} } })).result).rejects.toSatisfy(
       (e: unknown) => e instanceof PythonError && e.evalue.includes("unknown loss 'tripplet'"),
     );
     const tiny = (perMode: number) => ({ ...config(), data: { kind: "synthetic", classes: 3, per_mode: perMode, modes_per_class: 1 } }) as TrainConfig;
-    await expect(train(rt, tiny(2)).result).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.evalue.includes("single sample"));
+    await expect(rt.train(tiny(2)).result).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.evalue.includes("single sample"));
     const one = tiny(4);
-    await expect(train(rt, { ...one, batch: { classes: 3, per_class: 4, small_class: "error" } }).result).rejects.toSatisfy(
+    await expect(rt.train({ ...one, batch: { classes: 3, per_class: 4, small_class: "error" } }).result).rejects.toSatisfy(
       (e: unknown) => e instanceof PythonError && e.evalue.includes("fewer than batch.per_class"),
     );
-    expect((await train(rt, config({ steps: 1, eval_every: 0 })).result).steps).toBe(1);
+    expect((await rt.train(config({ steps: 1, eval_every: 0 })).result).steps).toBe(1);
   });
 });
