@@ -6,14 +6,14 @@ import { Command } from "commander";
 import { z } from "zod";
 import { Runtime } from "../../runtime/runtime.ts";
 import { packageVersion } from "../../bench/manifest.ts";
-import type { HelloInfo } from "../../bench/types.ts";
+import type { HelloReply } from "../../protocol/messages.ts";
 import type { CliIO } from "../io.ts";
 
 /** Options of `nearpos info`. */
 export const InfoOptionsSchema = z.object({ json: z.boolean().default(false), python: z.string().min(1).optional() }).strict();
 
 /** Human-readable hello. */
-export function formatHello(h: HelloInfo): string {
+export function formatHello(h: HelloReply): string {
   const lines = [
     `nearpos ${packageVersion()} (Node ${process.version})`,
     `runtime ${h.runtime_version}, protocol ${h.protocol_version}, Python ${h.python}, torch ${h.torch}`,
@@ -38,7 +38,7 @@ export function infoCommand(io: CliIO, setExit: (code: number) => void): Command
       const opts = InfoOptionsSchema.parse(raw);
       const rt = await Runtime.start(opts.python ? { python: opts.python } : {});
       try {
-        const hello = rt.hello as unknown as HelloInfo;
+        const hello = rt.hello;
         if (opts.json) {
           const { methods, ...rest } = hello;
           io.stdout.write(`${JSON.stringify({ nearpos: packageVersion(), node: process.version, ...rest, methods: methods.map((m) => m.name) }, null, 2)}\n`);
