@@ -2,6 +2,7 @@
 // Package bin of `nearpos`: runs the TypeScript CLI through tsx (no build step).
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
+import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -11,5 +12,6 @@ const tsxCli = join(dirname(require.resolve("tsx/package.json")), "dist", "cli.m
 const child = spawn(process.execPath, [tsxCli, join(here, "..", "src", "cli", "bin.ts"), ...process.argv.slice(2)], { stdio: "inherit" });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code, signal) => {
-  process.exit(code ?? (signal ? 128 + 1 : 1));
+  // Ended by a signal: exit as a shell reports it, 128 + the signal's number (130 SIGINT, 143 SIGTERM).
+  process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
 });
