@@ -1,5 +1,6 @@
-import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expandEnv, expandSuite, listSuites, loadSuite, parseSuite, SuiteError, SUITES_DIR } from "./suite.ts";
 
@@ -106,5 +107,73 @@ describe("cross-validation expansion", () => {
       expect(r.train.data).toMatchObject({ kind: "cub", folds: cv.folds, fold: r.fold });
       expect(r.train).toMatchObject({ select_best: true, select_on: cv.select_on });
     }
+  });
+});
+
+describe("extends", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nearpos-suite-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, value: unknown) => {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), JSON.stringify(value));
+    return join(dir, name);
+  };
+  const errorOf = (file: string): SuiteError => {
+    try {
+      loadSuite(file);
+    } catch (e) {
+      expect(e).toBeInstanceOf(SuiteError);
+      return e as SuiteError;
+    }
+    throw new Error("expected a SuiteError");
+  };
+  const { name: _name, description: _description, ...tinyBase } = tiny();
+
+  it("merges objects deeply, replaces arrays and scalars, through a chain of bases", () => {
+    write("base/root.json", { ...tinyBase, seeds: [0, 1, 2], train: { ...tinyBase.train, steps: 50 } });
+    write("base/mid.json", { extends: "root.json", train: { model: { hidden: [4] }, eval: { ks: [1] } } });
+    const file = write("child.json", { extends: "base/mid.json", name: "child", description: "a child suite", seeds: [5], train: { data: { classes: 3 } } });
+    const { suite, sources } = loadSuite(file);
+    expect(suite.seeds).toEqual([5]);
+    expect(suite.train.steps).toBe(50);
+    expect(suite.train.model).toEqual({ ...tinyBase.train.model, hidden: [4] });
+    expect(suite.train.data).toEqual({ ...tinyBase.train.data, classes: 3 });
+    expect((suite.train.eval as { ks: number[] }).ks).toEqual([1]);
+    expect(suite.losses).toEqual(parseSuite(JSON.stringify(tiny()), "tiny.json").losses);
+    expect(suite).not.toHaveProperty("extends");
+    expect(sources.files).toEqual([file, join(dir, "base/mid.json"), join(dir, "base/root.json")]);
+    expect(sources.fileOf(["train", "model", "hidden", 0])).toBe(join(dir, "base/mid.json"));
+    expect(sources.fileOf(["train", "model", "kind"])).toBe(join(dir, "base/root.json"));
+    expect(sources.fileOf(["seeds", 0])).toBe(file);
+  });
+
+  it("names the base file and the JSON path of a mistake made there", () => {
+    write("base/bad.json", { ...tinyBase, losses: [{ ...tinyBase.losses[0], baseline: 3 }] });
+    const file = write("uses-bad.json", { extends: "base/bad.json", name: "uses-bad", description: "d" });
+    const e = errorOf(file);
+    expect(e.file).toBe(file);
+    expect(e.issues).toEqual([{ path: "$.losses[0].baseline", message: expect.any(String), file: join(dir, "base/bad.json") }]);
+    expect(e.message).toContain(`${join(dir, "base/bad.json")}: $.losses[0].baseline`);
+  });
+
+  it("a cycle and a missing base are errors naming the file", () => {
+    write("cycle-a.json", { extends: "cycle-b.json" });
+    const b = write("cycle-b.json", { extends: "cycle-a.json" });
+    const cycle = errorOf(join(dir, "cycle-a.json"));
+    expect(cycle.file).toBe(b);
+    expect(cycle.issues[0]!.path).toBe("$.extends");
+    expect(cycle.issues[0]!.message).toBe(`extends cycle: ${join(dir, "cycle-a.json")} -> ${b} -> ${join(dir, "cycle-a.json")}`);
+    const self = write("self.json", { extends: "self.json" });
+    expect(errorOf(self).message).toMatch(/extends cycle/);
+    const missing = write("missing.json", { extends: "base/nowhere.json", name: "missing" });
+    expect(errorOf(missing).issues).toEqual([{ path: "$.extends", message: `base file ${join(dir, "base/nowhere.json")} does not exist` }]);
+    expect(errorOf(write("bad-extends.json", { extends: 3 })).issues[0]!.path).toBe("$.extends");
+  });
+
+  it("base files are not listed as suites", () => {
+    expect(listSuites(dir)).not.toContain("root");
+    const builtIn = listSuites();
+    expect(builtIn.some((n) => ["paper", "mlrc", "pml-recipes"].includes(n) || n.startsWith("base"))).toBe(false);
+    expect(loadSuite("cub200-paper-128").sources.files.map((f) => f.slice(SUITES_DIR.length + 1))).toEqual(["cub200-paper-128.json", "base/paper.json", "base/pml-recipes.json"]);
   });
 });

@@ -8,13 +8,17 @@ import { readFileSync, readdirSync, existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { issueLine, jsonPath, SuiteError, type SuiteIssue } from "./suite-error.ts";
+import { deepMerge, isPlainObject, resolveExtends, type SuiteSources } from "./suite-extends.ts";
+
+export { deepMerge, issueLine, jsonPath, SuiteError, type SuiteIssue, type SuiteSources };
 
 const jsonObject = z.record(z.string(), z.unknown());
 
 /** One loss of a suite, with the sampler that is its usual recipe ("baseline"). */
 export const LossEntrySchema = z
   .object({
-    /** Loss name as `create_loss` knows it: "triplet", "margin", "contrastive", "multi-similarity", "pml:<Class>". */
+    /** Loss name as the runtime knows it; the names a sampler accepts are its plugin's `losses` in hello. */
     name: z.string().min(1),
     /** Short id used in run ids and tables; defaults to the name. */
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' or '-'").optional(),
@@ -113,25 +117,6 @@ export type Suite = z.infer<typeof SuiteSchema>;
 export type LossEntry = z.infer<typeof LossEntrySchema>;
 export type Claim = z.infer<typeof ClaimSchema>;
 
-/** Error in a suite file or its expansion: names the file and the JSON path of each problem. */
-export class SuiteError extends Error {
-  override readonly name = "SuiteError";
-  readonly code = "invalid_suite";
-  constructor(
-    readonly file: string,
-    readonly issues: readonly { path: string; message: string }[],
-  ) {
-    super(`${file}: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
-  }
-}
-
-/** Renders a path as JSON path: $.losses[0].baseline */
-export function jsonPath(path: readonly PropertyKey[]): string {
-  let out = "$";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : /^[A-Za-z_$][\w$@-]*$/.test(String(p)) ? `.${String(p)}` : `[${JSON.stringify(String(p))}]`;
-  return out;
-}
-
 /** Sanitised id of a loss name ("pml:CircleLoss" -> "pml-CircleLoss"). */
 export function lossId(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, "-");
@@ -159,21 +144,38 @@ export function suitePath(nameOrPath: string, dir = SUITES_DIR): string {
   return p;
 }
 
-/** Parses and validates suite JSON text; `file` names it in errors. */
+/** A suite as loaded: the resolved suite, its file, and the files it was resolved from. */
+export interface LoadedSuite {
+  suite: Suite;
+  file: string;
+  sources: SuiteSources;
+}
+
+/**
+ * Parses and validates suite JSON text read from `file` (which names it in errors), resolving
+ * `extends` relative to the file. An issue in a value from a base file names that file.
+ */
 export function parseSuite(text: string, file: string): Suite {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new SuiteError(file, [{ path: "$", message: `not valid JSON: ${(e as Error).message}` }]);
-  }
+  return parseSuiteFile(text, file).suite;
+}
+
+function parseSuiteFile(text: string, file: string): LoadedSuite {
+  const { raw, sources } = resolveExtends(file, text);
   const r = SuiteSchema.safeParse(raw);
-  if (!r.success) throw new SuiteError(file, r.error.issues.map((i) => ({ path: jsonPath(i.path), message: i.message })));
-  return r.data;
+  if (!r.success) {
+    throw new SuiteError(
+      file,
+      r.error.issues.map((i) => {
+        const owner = sources.fileOf(i.path);
+        return { path: jsonPath(i.path), message: i.message, ...(owner !== file ? { file: owner } : {}) };
+      }),
+    );
+  }
+  return { suite: r.data, file, sources };
 }
 
 /** Loads a suite by built-in name or file path. */
-export function loadSuite(nameOrPath: string, dir = SUITES_DIR): { suite: Suite; file: string; text: string } {
+export function loadSuite(nameOrPath: string, dir = SUITES_DIR): LoadedSuite {
   const file = suitePath(nameOrPath, dir);
   let text: string;
   try {
@@ -181,21 +183,7 @@ export function loadSuite(nameOrPath: string, dir = SUITES_DIR): { suite: Suite;
   } catch (e) {
     throw new SuiteError(file, [{ path: "$", message: `cannot read: ${(e as Error).message}` }]);
   }
-  return { suite: parseSuite(text, file), file, text };
-}
-
-/** Recursive merge of plain objects; arrays and scalars of `b` replace those of `a`. */
-export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] = isPlainObject(prev) && isPlainObject(v) ? deepMerge(prev, v) : v;
-  }
-  return out;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+  return parseSuiteFile(text, file);
 }
 
 /**

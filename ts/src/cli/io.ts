@@ -6,7 +6,7 @@
 import type { Writable } from "node:stream";
 import { ZodError } from "zod";
 import { NearposError } from "../errors.ts";
-import { SuiteError } from "../bench/suite.ts";
+import { issueLine, SuiteError } from "../bench/suite.ts";
 
 /** Output streams of the CLI. */
 export interface CliIO {
@@ -41,7 +41,7 @@ export function handleError(err: unknown, io: CliIO, json = false): number {
   if (err instanceof SuiteError) {
     code = EXIT.usage;
     payload = { error: err.code, file: err.file, issues: err.issues };
-    text = `error: invalid suite ${err.file}\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`;
+    text = `error: invalid suite ${err.file}\n${err.issues.map((i) => `  ${issueLine(i)}`).join("\n")}`;
   } else if (err instanceof ZodError) {
     code = EXIT.usage;
     const issues = err.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
