@@ -1,7 +1,7 @@
 // End to end through the real runtime (Python, torch, ZeroMQ): the tiny suite, its outputs,
 // reproduction from the manifest, resume, suite mistakes, presets' dry runs, compare.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -149,6 +149,20 @@ describe("nearpos bench (tiny suite, real runtime)", () => {
     expect(r2.code).toBe(2);
     expect(r2.err).toContain("$.train.model.kind");
     expect(existsSync(join(dir, "never"))).toBe(false);
+  });
+
+  it("names the base file of a mistake a suite inherits through extends", async () => {
+    const { name: _n, description: _d, ...base } = JSON.parse(readFileSync(join(REPO_ROOT, "benchmarks", "suites", "tiny.json"), "utf8")) as Record<string, any>;
+    base.train.model.kind = "mlpp";
+    mkdirSync(join(dir, "base"), { recursive: true });
+    writeFileSync(join(dir, "base", "tiny-base.json"), JSON.stringify(base));
+    const file = join(dir, "child.json");
+    writeFileSync(file, JSON.stringify({ extends: "base/tiny-base.json", name: "child", description: "a child of tiny", seeds: [0] }));
+    const r = await cli(["bench", "--suite", file, "--dry-run", "--json"]);
+    expect(r.code).toBe(2);
+    const rep = JSON.parse(r.out) as { file: string; problems: { path: string; message: string; file?: string }[] };
+    expect(rep.file).toBe(file);
+    expect(rep.problems).toEqual([{ path: "$.train.model.kind", message: expect.stringMatching(/^must be one of "mlp", "convnet"/), file: join(dir, "base", "tiny-base.json") }]);
   });
 
   it("refuses --device cuda where the runtime has no CUDA device, before training", async (ctx) => {

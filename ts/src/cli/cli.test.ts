@@ -2,6 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { Writable } from "node:stream";
 import { run } from "./index.ts";
+import { BENCH_OPTIONS, benchCommand, BenchOptionsSchema } from "./commands/bench.ts";
+import type { RuntimeOptions } from "../runtime/options.ts";
 
 class Capture extends Writable {
   text = "";
@@ -49,5 +51,32 @@ describe("nearpos CLI options", () => {
     expect(rows.find((x) => x.name === "mnist-coarse")?.runs).toBe(40); // 4 losses x 2 samplers x 5 seeds
     expect((await cli(["bench", "--help"])).code).toBe(0);
     expect((await cli(["--version"])).out.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe("bench options declared once", () => {
+  it("commander's options and the zod schema come from one table", () => {
+    const cmd = benchCommand({ stdout: new Capture(), stderr: new Capture() }, () => {}, async () => {
+      throw new Error("unused");
+    });
+    const attributes = cmd.options.filter((o) => o.long !== "--help").map((o) => o.attributeName());
+    expect(attributes.sort()).toEqual(Object.keys(BENCH_OPTIONS).sort());
+    expect(Object.keys(BenchOptionsSchema.shape).sort()).toEqual(Object.keys(BENCH_OPTIONS).sort());
+  });
+
+  it("runtime options are checked by RuntimeOptionsSchema and reach the backend factory", async () => {
+    const seen: RuntimeOptions[] = [];
+    const stdout = new Capture();
+    const stderr = new Capture();
+    const backend = async (o: RuntimeOptions) => {
+      seen.push(o);
+      throw new Error("no runtime in this test");
+    };
+    expect(await run(["bench", "--suite", "tiny", "--dry-run", "--python", "/opt/py/bin/python3"], { io: { stdout, stderr }, backend })).toBe(1);
+    expect(await run(["bench", "--suite", "tiny", "--dry-run"], { io: { stdout, stderr }, backend })).toBe(1);
+    expect(seen).toEqual([{ python: "/opt/py/bin/python3" }, {}]);
+    const empty = await cli(["bench", "--python", ""]);
+    expect(empty.code).toBe(2);
+    expect(empty.err).toMatch(/--python: /);
   });
 });
