@@ -3,12 +3,13 @@
  * folder; `--dry-run` validates a suite without data; `--list` lists the built-in suites.
  *
  * The options are declared once, in {@link BENCH_OPTIONS}: commander's flags and the zod
- * schema that checks them both come from it; runtime options reuse `RuntimeOptionsSchema`.
+ * schema that checks them both come from it (../options.ts); runtime options reuse
+ * `RuntimeOptionsSchema`'s entries.
  * The command's phases: the list, the plan (the runs of a suite or a manifest), the checks
  * against the runtime, then the dry-run report or the run and its summary.
  * @internal
  */
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
@@ -20,8 +21,9 @@ import { runSuite, type SuiteOutcome } from "../../bench/runner.ts";
 import { expandSuite, issueLine, listSuites, loadSuite, lossId, samplerConfigField, SuiteError, SuiteSchema, type RunSpec, type Suite, type SuiteIssue } from "../../bench/suite.ts";
 import type { BenchBackend } from "../../bench/types.ts";
 import { checkDataPaths, compileTrainSchema, validateLosses, validateRuns, validateSamplers, type DataPathCheck } from "../../bench/validate.ts";
-import { RuntimeOptionsSchema, type RuntimeOptions } from "../../runtime/options.ts";
+import type { RuntimeOptions } from "../../runtime/options.ts";
 import { CliExit, EXIT, type CliIO } from "../io.ts";
+import { commanderOptions, option, runtimeOption, runtimeOptionsOf, schemaOf } from "../options.ts";
 import { compareCommand } from "./compare.ts";
 
 // ---------------------------------------------------------------- options
@@ -32,25 +34,6 @@ const SeedsSchema = z
   .regex(/^\d+(,\d+)*$/, 'a count ("3") or a comma-separated list ("0,1,2")')
   .transform((s) => (s.includes(",") ? s.split(",").map(Number) : Array.from({ length: Number(s) }, (_, i) => i)))
   .refine((xs) => xs.length > 0 && new Set(xs).size === xs.length, "at least one seed, all distinct");
-
-/** One option: its commander flags and help, and the zod schema of its value. */
-interface OptionSpec<S extends z.ZodType = z.ZodType> {
-  flags: string;
-  help: string;
-  schema: S;
-  /** Set on a `Runtime.start` option: the value goes to the backend factory under this key. */
-  runtimeKey?: keyof RuntimeOptions;
-}
-
-const option = <S extends z.ZodType>(flags: string, help: string, schema: S): OptionSpec<S> => ({ flags, help, schema });
-
-/** A `Runtime.start` option as a flag, checked by the runtime's own schema entry. */
-const runtimeOption = <K extends keyof typeof RuntimeOptionsSchema.shape>(key: K, flags: string, help: string): OptionSpec<(typeof RuntimeOptionsSchema.shape)[K]> => ({
-  flags,
-  help,
-  schema: RuntimeOptionsSchema.shape[key],
-  runtimeKey: key,
-});
 
 /** The options of `nearpos bench`, each declared once (the key is commander's attribute name). */
 export const BENCH_OPTIONS = {
@@ -70,32 +53,9 @@ export const BENCH_OPTIONS = {
   json: option("--json", "machine-readable output on stdout", z.boolean().default(false)),
 };
 
-type BenchOptionKey = keyof typeof BENCH_OPTIONS;
-
 /** Options of `nearpos bench`, as commander's values are checked. */
-export const BenchOptionsSchema = z
-  .object(Object.fromEntries(Object.entries(BENCH_OPTIONS).map(([k, o]) => [k, o.schema])) as { [K in BenchOptionKey]: (typeof BENCH_OPTIONS)[K]["schema"] })
-  .strict();
+export const BenchOptionsSchema = schemaOf(BENCH_OPTIONS);
 export type BenchOptions = z.infer<typeof BenchOptionsSchema>;
-
-/** The commander option of a spec; its default (shown in help) is the schema's, booleans aside. */
-function commanderOption(key: string, spec: OptionSpec): Option {
-  const opt = new Option(spec.flags, spec.help);
-  const name = opt.attributeName();
-  if (name !== key || (spec.runtimeKey !== undefined && spec.runtimeKey !== key)) throw new Error(`bench option ${spec.flags} is declared under "${key}"`);
-  const fallback = spec.schema.safeParse(undefined);
-  if (fallback.success && fallback.data !== undefined && typeof fallback.data !== "boolean") opt.default(fallback.data);
-  return opt;
-}
-
-/** The runtime options given on the command line (each already checked by its RuntimeOptionsSchema entry). */
-function runtimeOptionsOf(opts: BenchOptions): RuntimeOptions {
-  const given: Record<string, unknown> = {};
-  for (const [key, spec] of Object.entries(BENCH_OPTIONS) as [BenchOptionKey, OptionSpec][]) {
-    if (spec.runtimeKey !== undefined && opts[key] !== undefined) given[spec.runtimeKey] = opts[key];
-  }
-  return given as RuntimeOptions;
-}
 
 /** Starts the backend a command uses, with the runtime options of the command line; tests may swap in another runtime start. */
 export type BackendFactory = (options: RuntimeOptions) => Promise<BenchBackend>;
@@ -106,7 +66,7 @@ export const defaultBackend: BackendFactory = (options) => RuntimeBackend.start(
 /** Builds the `bench` command (with its `compare` subcommand). */
 export function benchCommand(io: CliIO, setExit: (code: number) => void, startBackend: BackendFactory): Command {
   const cmd = new Command("bench").description("run a benchmark suite and write manifest, metrics, summary and report");
-  for (const [key, spec] of Object.entries(BENCH_OPTIONS)) cmd.addOption(commanderOption(key, spec));
+  for (const opt of commanderOptions(BENCH_OPTIONS)) cmd.addOption(opt);
   cmd.action(async (raw: Record<string, unknown>) => {
     setExit(await bench(BenchOptionsSchema.parse(raw), io, startBackend));
   });
@@ -121,7 +81,7 @@ export async function bench(opts: BenchOptions, io: CliIO, startBackend: Backend
   const out = (s: string) => io.stdout.write(`${s}\n`);
   if (opts.list) return printList(opts, out);
   const plan = opts.fromManifest ? planFromManifest(opts.fromManifest) : planFromSuite(opts);
-  const backend = await startBackend(runtimeOptionsOf(opts));
+  const backend = await startBackend(runtimeOptionsOf(BENCH_OPTIONS, opts));
   try {
     if (opts.dryRun) return dryRun(backend, plan, opts, out);
     checkRuntime(backend, plan);
