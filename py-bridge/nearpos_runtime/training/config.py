@@ -35,6 +35,8 @@ MAX_K = 10_000
 MAX_KS = 32
 MAX_FOLDS = 1_000
 MAX_THREADS = 1_024
+MAX_WORKERS = 128  # image decoding processes
+MAX_PREFETCH = 64  # batches loaded ahead per decoding process
 MAX_SAMPLES = 100_000_000  # per_digit, image limit
 MAX_SYNTHETIC_VALUES = 2**28  # classes x modes_per_class x per_mode x dim (1 GiB float32)
 MAX_MEMORY_BUDGET = 2**50
@@ -211,6 +213,16 @@ class ImageFolderData(_Folds):
     limit: int | None = Field(
         default=None, ge=1, le=MAX_SAMPLES,
         description="Use at most this many images per split (null: all)"
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_WORKERS,
+        description="Processes decoding and augmenting images (0: on the training thread; "
+        "null: one per available CPU core less one, at most 8); results do not depend on it",
+    )
+    prefetch: int = Field(
+        default=2, ge=1, le=MAX_PREFETCH, description="Batches each worker loads ahead"
     )
 
 

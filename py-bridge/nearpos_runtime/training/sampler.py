@@ -84,6 +84,7 @@ class ClassBalancedSampler:
         return torch.cat(parts)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        """Endless :meth:`next_batch` (the image DataLoader's batch source)."""
         while True:
             yield self.next_batch()
 

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from torch import nn
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, resume, run_state, save_atomic
 from .config import TrainConfig
 from .data import DataBundle, Samples, load_data
+from .data.batches import TrainBatches
 from .errors import ConfigError, TrainingCancelled, TrainingError
 from .losses import build_loss
 from .metrics import evaluate_embeddings
@@ -98,9 +99,8 @@ def embed_samples(
     model.eval()
     out = []
     with torch.no_grad():
-        for start in range(0, len(samples), batch_size):
-            idx = torch.arange(start, min(start + batch_size, len(samples)))
-            out.append(model(samples.inputs(idx, train=False).to(device)).float().cpu())
+        for x in samples.eval_batches(batch_size, pin=device.type == "cuda"):
+            out.append(model(x.to(device, non_blocking=True)).float().cpu())
     model.train(was_training)
     if not out:
         return torch.empty(0, 0)
@@ -246,32 +246,39 @@ class Trainer:
             if parts.cuda and cfg.amp
             else nullcontext()
         )
-        for step in range(prog.start + 1, cfg.steps + 1):
-            if self.cancel():
-                raise TrainingCancelled(step - 1)
-            idx, value = self._step(parts, step, autocast)
-            prog.step = step
-            prog.losses.append(value)
-            prog.epoch_sum += value
-            prog.n_log += int(idx.numel())
-            self._report(parts, prog, step, value, per_epoch)
-            final = step == cfg.steps
-            if final or (cfg.eval_every and step % cfg.eval_every == 0):
-                self._evaluate_step(parts, prog, step)
-            ck = cfg.checkpoint
-            if ck is not None and (final or (ck.every and step % ck.every == 0)):
-                self._checkpoint(parts, prog, step, Path(ck.dir))
+        train, cuda = parts.data.train, parts.cuda
+        batches = train.train_batches(parts.sampler, cfg.seed, parts.aug, pin=cuda)
+        with closing(batches):
+            for step in range(prog.start + 1, cfg.steps + 1):
+                if self.cancel():
+                    raise TrainingCancelled(step - 1)
+                idx, value = self._step(parts, step, next(batches), autocast)
+                prog.step = step
+                prog.losses.append(value)
+                prog.epoch_sum += value
+                prog.n_log += int(idx.numel())
+                self._report(parts, prog, step, value, per_epoch)
+                final = step == cfg.steps
+                if final or (cfg.eval_every and step % cfg.eval_every == 0):
+                    self._evaluate_step(parts, prog, step)
+                ck = cfg.checkpoint
+                if ck is not None and (final or (ck.every and step % ck.every == 0)):
+                    self._checkpoint(parts, prog, step, Path(ck.dir), batches)
 
     def _step(
-        self, parts: RunParts, step: int, autocast: AbstractContextManager[Any]
+        self,
+        parts: RunParts,
+        step: int,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        autocast: AbstractContextManager[Any],
     ) -> tuple[torch.Tensor, float]:
-        """One optimizer update; returns the batch's sample indices and its loss."""
+        """One optimizer update on ``batch`` (sample indices, inputs); returns the indices
+        and the loss."""
         cfg, opt, train = self.cfg, parts.opt, parts.data.train
         factor = lr_factor(cfg, step)
         for g, lr in zip(opt.param_groups, parts.base_lrs, strict=True):
             g["lr"] = lr * factor
-        idx = parts.sampler.next_batch()
-        x = train.inputs(idx, train=True, generator=parts.aug)
+        idx, x = batch
         x = x.to(parts.device, non_blocking=True)
         if parts.cuda and cfg.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -343,9 +350,11 @@ class Trainer:
         self.on_event("eval", entry)
         prog.eval_time += time.perf_counter() - te
 
-    def _checkpoint(self, parts: RunParts, prog: Progress, step: int, directory: Path) -> None:
+    def _checkpoint(
+        self, parts: RunParts, prog: Progress, step: int, directory: Path, batches: TrainBatches
+    ) -> None:
         path = directory / f"step-{step}.pt"
-        save_atomic(run_state(parts, prog, step, parts.sampler.state_dict()), path)
+        save_atomic(run_state(parts, prog, step, batches.sampler_state()), path)
         prog.last_ckpt = str(path)
         self.on_event("checkpoint", {"step": step, "path": prog.last_ckpt})
 

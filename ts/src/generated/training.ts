@@ -193,6 +193,10 @@ export interface ImageFolderData {
   resize?: number;
   /** Use at most this many images per split (null: all). Bounds: >= 1, <= 100000000. @defaultValue null */
   limit?: number | null;
+  /** Processes decoding and augmenting images (0: on the training thread; null: one per available CPU core less one, at most 8); results do not depend on it. Bounds: >= 0, <= 128. @defaultValue null */
+  workers?: number | null;
+  /** Batches each worker loads ahead. Bounds: >= 1, <= 64. @defaultValue 2 */
+  prefetch?: number;
 }
 
 export interface LossParams {

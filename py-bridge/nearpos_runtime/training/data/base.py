@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from ..sampler import ClassBalancedSampler
+    from .batches import TrainBatches
 
 
 class DataError(ValueError):
@@ -32,6 +38,20 @@ class Samples:
     def subset(self, index: torch.Tensor) -> Samples:
         """The samples at ``index`` (a 1-D integer tensor), as the same kind of container."""
         raise NotImplementedError
+
+    def train_batches(
+        self, sampler: ClassBalancedSampler, seed: int, generator: torch.Generator, pin: bool
+    ) -> TrainBatches:
+        """The training batches: by default each built on the calling thread when the step
+        asks, with ``inputs(index, train=True, generator=generator)``."""
+        from .batches import InlineBatches
+
+        return InlineBatches(self, sampler, generator)
+
+    def eval_batches(self, batch_size: int, pin: bool) -> Iterator[torch.Tensor]:
+        """Eval inputs of every sample in order, ``batch_size`` at a time."""
+        for start in range(0, len(self), batch_size):
+            yield self.inputs(torch.arange(start, min(start + batch_size, len(self))), False)
 
 
 @dataclass

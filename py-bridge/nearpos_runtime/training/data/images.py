@@ -1,67 +1,37 @@
 """Image data sets in their standard local layouts (never downloaded).
 
 Layouts are described in docs/training.md. Images are decoded with PIL and transformed
-with torch ops (torchvision is optional and not used here).
+with torch ops (:mod:`.transforms`; torchvision is optional and not used here), in
+DataLoader worker processes for training and embedding (:mod:`.loader`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from ..config import ImageFolderData
 from .base import DataBundle, DataError, Samples
+from .loader import DecodeSet, LoaderBatches, eval_batches
+from .transforms import eval_transform, read_image, train_transform
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+if TYPE_CHECKING:
+    from ..sampler import ClassBalancedSampler
 
 
-def _read_image(path: Path) -> torch.Tensor:
+def default_workers() -> int:
+    """Decoding processes when ``workers`` is null: one per core this process may use,
+    less one for the training thread, at most 8."""
     try:
-        from PIL import Image
-    except ImportError as exc:  # pragma: no cover - pillow is in requirements.txt
-        raise DataError("image data sets need Pillow (pip install pillow)") from exc
-    with Image.open(path) as im:
-        rgb = im.convert("RGB")
-        t = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
-        return t.view(rgb.height, rgb.width, 3).permute(2, 0, 1).float().div_(255)
-
-
-def _resize_short(img: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = img.shape[-2:]
-    s = size / min(h, w)
-    nh, nw = max(size, round(h * s)), max(size, round(w * s))
-    return F.interpolate(img[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
-
-
-def _center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = img.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return img[:, top : top + size, left : left + size]
-
-
-def eval_transform(img: torch.Tensor, resize: int, size: int) -> torch.Tensor:
-    return (_center_crop(_resize_short(img, resize), size) - _MEAN) / _STD
-
-
-def train_transform(img: torch.Tensor, size: int, g: torch.Generator | None) -> torch.Tensor:
-    """Random resized crop (scale 0.16-1, ratio 3/4-4/3) and horizontal flip, seeded."""
-    h, w = img.shape[-2:]
-    r = torch.rand(4, generator=g).tolist()
-    area = h * w * (0.16 + 0.84 * r[0])
-    ratio = torch.tensor([3 / 4, 4 / 3]).log()
-    aspect = float(torch.exp(ratio[0] + (ratio[1] - ratio[0]) * r[1]))
-    cw = min(w, max(1, round((area * aspect) ** 0.5)))
-    ch = min(h, max(1, round((area / aspect) ** 0.5)))
-    top, left = int(r[2] * (h - ch + 1)), int(r[3] * (w - cw + 1))
-    crop = img[:, top : top + ch, left : left + cw]
-    out = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-    if bool(torch.rand(1, generator=g) < 0.5):
-        out = out.flip(-1)
-    return (out - _MEAN) / _STD
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(8, cores - 1))
 
 
 @dataclass
@@ -69,16 +39,17 @@ class ImageSamples(Samples):
     paths: list[Path] = field(default_factory=list)
     image_size: int = 224
     resize: int = 256
+    workers: int = 0
+    prefetch: int = 2
 
     def inputs(
         self, index: torch.Tensor, train: bool, generator: torch.Generator | None = None
     ) -> torch.Tensor:
+        """Decoded on the calling thread, augmented from ``generator`` in turn (the training
+        step draws through :meth:`train_batches` instead)."""
         out = []
         for i in index.tolist():
-            path = self.paths[i]
-            if not path.is_file():
-                raise DataError(f"image file not found: {path}")
-            img = _read_image(path)
+            img = read_image(self.paths[i])
             if train:
                 out.append(train_transform(img, self.image_size, generator))
             else:
@@ -88,7 +59,23 @@ class ImageSamples(Samples):
     def subset(self, index: torch.Tensor) -> ImageSamples:
         fine = None if self.fine_labels is None else self.fine_labels[index]
         paths = [self.paths[i] for i in index.tolist()]
-        return ImageSamples(self.labels[index], fine, paths, self.image_size, self.resize)
+        return ImageSamples(
+            self.labels[index], fine, paths, self.image_size, self.resize, self.workers,
+            self.prefetch,
+        )
+
+    def decoder(self, train: bool, seed: int = 0) -> DecodeSet:
+        return DecodeSet(self.paths, self.image_size, self.resize, train, seed)
+
+    def train_batches(
+        self, sampler: ClassBalancedSampler, seed: int, generator: torch.Generator, pin: bool
+    ) -> LoaderBatches:
+        """Through a DataLoader; augmentation seeded per sample from (``seed``, draw
+        number), so ``generator`` is not used."""
+        return LoaderBatches(self.decoder(True, seed), sampler, self.workers, self.prefetch, pin)
+
+    def eval_batches(self, batch_size: int, pin: bool) -> Iterator[torch.Tensor]:
+        return eval_batches(self.decoder(False), batch_size, self.workers, self.prefetch, pin)
 
 
 def _need(root: Path, name: str, kind: str) -> Path:
@@ -162,6 +149,7 @@ def load_images(spec: ImageFolderData) -> DataBundle:
         raise DataError(f"{spec.kind}: root directory not found: {root}")
     rows = {"cub": _cub, "cars196": _cars, "sop": _sop, "inshop": _inshop}[spec.kind](root)
     sup = _sop_super(root) if spec.kind == "sop" else {}
+    workers = default_workers() if spec.workers is None else spec.workers
 
     def part(split: str) -> ImageSamples:
         sel = [r for r in rows if r[2] == split][: spec.limit]
@@ -170,7 +158,8 @@ def load_images(spec: ImageFolderData) -> DataBundle:
         labels = torch.tensor([c for _, c, _ in sel], dtype=torch.long)
         fine = torch.tensor([sup[p] for p, _, _ in sel], dtype=torch.long) if sup else None
         return ImageSamples(
-            labels, fine, [root / p for p, _, _ in sel], spec.image_size, spec.resize
+            labels, fine, [root / p for p, _, _ in sel], spec.image_size, spec.resize, workers,
+            spec.prefetch,
         )
 
     if spec.kind == "inshop":
