@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .base import DataError
 from .transforms import augment_generator, eval_transform, read_image, train_transform
@@ -64,7 +64,8 @@ def collate(items: list[torch.Tensor | _Failed]) -> torch.Tensor | _Failed:
     for item in items:
         if isinstance(item, _Failed):
             return item
-    return torch.stack(items)  # type: ignore[arg-type]
+    # default_collate stacks straight into shared memory in a worker: no copy on the way.
+    return default_collate(items)  # type: ignore[no-any-return]
 
 
 def _tensor(out: torch.Tensor | _Failed) -> torch.Tensor:
