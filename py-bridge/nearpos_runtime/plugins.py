@@ -59,12 +59,20 @@ class LoadedPlugin:
             "version": str(self.obj.version),
             "description": str(self.obj.description),
             "module": self.module,
-            "config_schema": self.adapter.json_schema(),
+            "config_schema": self.config_schema(),
         }
         losses = self.loss_names()
         if losses is not None:
             out["losses"] = losses
         return out
+
+    def config_schema(self) -> dict[str, Any]:
+        """The config's JSON schema; a dataclass config refuses unknown keys (validate_config
+        does), so its schema says so and TS checks catch a typo before anything is sent."""
+        schema = self.adapter.json_schema()
+        if dataclasses.is_dataclass(self.obj.config_class):
+            schema.setdefault("additionalProperties", False)
+        return schema
 
     def loss_names(self) -> list[str] | None:
         """The loss names this sampler takes, as hello sends them and every check uses them:

@@ -12,6 +12,7 @@ starts returning something they do not describe.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -263,8 +264,10 @@ RESULTS: dict[str, Returns] = {
 }
 
 
+@functools.cache  # the models are fixed at import; hello sends these on every connect
 def describe(method: str) -> dict[str, Any]:
-    """``result_schema`` and ``event_schemas`` of a method (empty for an undeclared one)."""
+    """``result_schema`` and ``event_schemas`` of a method (empty for an undeclared one).
+    Shared between calls: callers copy, never mutate."""
     returns = RESULTS.get(method)
     if returns is None:
         return {}

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 import torch
 
-from nearpos_runtime import results
+from nearpos_runtime import methods, results
 from nearpos_runtime.client import CallOutcome, Client
 from nearpos_runtime.info import schemas
 from nearpos_runtime.registry import list_methods
@@ -55,6 +55,7 @@ def call(client: Client, method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def runtime_methods() -> set[str]:
     """The methods the runtime itself registers (other tests register throwaway ones)."""
+    assert methods.__name__  # imported for its registrations
     return {m.name for m in list_methods() if m.func.__module__.startswith("nearpos_runtime.")}
 
 

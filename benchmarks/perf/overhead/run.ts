@@ -12,7 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { Runtime } from "../../../ts/src/runtime/runtime.ts";
-import { train, type TrainConfig } from "../../../ts/src/training/index.ts";
+import type { TrainConfig, TrainResult } from "../../../ts/src/training/index.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, "../../..");
@@ -83,16 +83,16 @@ async function main(): Promise<void> {
   const directWalls: number[] = [];
   const tsWalls: number[] = [];
   let events = 0;
-  let tsResult: Awaited<ReturnType<typeof train>["result"]> | undefined;
+  let tsResult: TrainResult | undefined;
   let directLast: DirectRun | undefined;
   try {
-    await train(rt, { ...config, steps: 5 }).result; // warm-up: one-time imports
+    await rt.train({ ...config, steps: 5 }).result; // warm-up: one-time imports
     // Interleaved, so drifts of a shared machine hit both sides alike.
     for (let r = 0; r < repeats; r++) {
       directLast = await direct.run();
       directWalls.push(directLast.wall_s);
       const t0 = performance.now();
-      const run = train(rt, config);
+      const run = rt.train(config);
       for await (const _ of run.events) events++;
       tsResult = await run.result;
       tsWalls.push((performance.now() - t0) / 1000);

@@ -283,7 +283,10 @@ ModelSpec = Annotated[
 
 
 class LossSpec(_Strict):
-    name: str = Field(default="triplet", description="Loss name (nearest_positive list_losses)")
+    name: str = Field(
+        default="triplet",
+        description="Loss name: one the sampler plugin lists (hello: plugins[].losses)",
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="Loss constructor kwargs")
 
 

@@ -8,7 +8,7 @@ import type { EmbedParams, TrainConfig, TrainEvent, TrainResult } from "../gener
 import type { RuntimeOptions } from "../runtime/options.ts";
 import { Runtime } from "../runtime/runtime.ts";
 import type { Tensor } from "../tensor.ts";
-import type { BenchBackend, Embedded, EvalOptions, HelloInfo, MetricSet, Projection } from "./types.ts";
+import type { BenchBackend, Embedded, EvalOptions, HelloReply, Metrics, Projection } from "./types.ts";
 
 function toNumbers(t: Tensor): number[] {
   return Array.from(t.data as ArrayLike<number | bigint>, (x) => Number(x));
@@ -35,7 +35,7 @@ export class RuntimeBackend implements BenchBackend {
     return new RuntimeBackend(await Runtime.start(options));
   }
 
-  get hello(): HelloInfo {
+  get hello(): HelloReply {
     return this.rt.hello;
   }
 
@@ -63,7 +63,7 @@ export class RuntimeBackend implements BenchBackend {
     return out;
   }
 
-  async evaluateEmbeddings(e: Embedded, options: EvalOptions): Promise<MetricSet> {
+  async evaluateEmbeddings(e: Embedded, options: EvalOptions): Promise<Metrics> {
     const r = await this.rt.evaluate({ ...options, embeddings: e.embeddings, labels: e.labels, ...(e.fineLabels ? { fine_labels: e.fineLabels } : {}) });
     return r.metrics;
   }

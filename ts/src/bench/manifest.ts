@@ -4,14 +4,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { REPO_ROOT } from "../runtime/process.ts";
 import { sha256Of } from "./canonical.ts";
 import type { RunSpec, Suite } from "./suite.ts";
-import type { HelloInfo } from "./types.ts";
-
-/** Repository root (where package.json lives). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+import type { HelloReply } from "./types.ts";
 
 /** The manifest written at the start of a suite run. */
 export interface Manifest {
@@ -27,7 +24,7 @@ export interface Manifest {
   plugins: { name: string; version: string }[];
   git: { commit: string | null; dirty: boolean | null };
   device: string;
-  devices: HelloInfo["devices"];
+  devices: HelloReply["devices"];
   command: string[];
   created_at: string;
 }
@@ -53,14 +50,14 @@ export function packageVersion(): string {
 }
 
 /** The device runs will use, from the configs and the runtime's devices ("auto" resolves to cuda when present). */
-export function resolveDevice(runs: readonly RunSpec[], hello: HelloInfo): string {
+export function resolveDevice(runs: readonly RunSpec[], hello: HelloReply): string {
   const wanted = new Set(runs.map((r) => String(r.train.device ?? "auto")));
   const hasCuda = hello.devices.some((d) => d.type === "cuda");
   return [...wanted].map((w) => (w === "auto" ? (hasCuda ? "cuda" : "cpu") : w)).join(",");
 }
 
 /** Builds the manifest of a suite run. */
-export function buildManifest(args: { suite: Suite; suiteFile: string; runs: readonly RunSpec[]; selection: Record<string, unknown>; hello: HelloInfo; command: string[] }): Manifest {
+export function buildManifest(args: { suite: Suite; suiteFile: string; runs: readonly RunSpec[]; selection: Record<string, unknown>; hello: HelloReply; command: string[] }): Manifest {
   const runs = args.runs.map((r) => ({ id: r.id, lossId: r.lossId, sampler: r.sampler, baseline: r.baseline, seed: r.seed, config_sha256: sha256Of(r.train), train: r.train }));
   return {
     format: "nearpos-bench/1",

@@ -9,7 +9,7 @@ import { writeAtomic, writeJsonAtomic } from "./atomic.ts";
 import type { Manifest } from "./manifest.ts";
 import { classKeysOf, classRecallSvg, embeddingFigure, reportHtml, stackSvgs, summaryMarkdown, textTable, type Curve, type ReportInput } from "./report.ts";
 import { aggregate, aggregateWithConcatenated, averageFolds, checkClaim, embeddingLabel, metricValue, SUMMARY_COLUMNS, type ClaimVerdict, type Variant } from "./results.ts";
-import type { MetricSet, Projection, RunRecord } from "./types.ts";
+import type { Metrics, Projection, RunRecord } from "./types.ts";
 
 /**
  * CSV of the final metrics, one row per run, every metric as a column. With cross-validation an
@@ -34,7 +34,7 @@ function readRunFigures(outDir: string, plain: readonly RunRecord[]): { curves: 
     const dir = join(outDir, "runs", r.id);
     const jsonl = join(dir, "metrics.jsonl");
     if (existsSync(jsonl)) {
-      const history = readFileSync(jsonl, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; metrics: MetricSet });
+      const history = readFileSync(jsonl, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; metrics: Metrics });
       curves.push({ lossId: r.lossId, sampler: r.sampler, seed: r.seed, history });
     }
     const pj = join(dir, "projection.json");

@@ -6,14 +6,14 @@
  * @internal
  */
 import { bestPerColumn, embeddingLabel, pct, SUMMARY_COLUMNS, type ClaimVerdict, type Column, type Variant } from "./results.ts";
-import type { MetricSet, Projection } from "./types.ts";
+import type { Metrics, Projection } from "./types.ts";
 
 /** Learning curve of one run: metric value per eval step. */
 export interface Curve {
   lossId: string;
   sampler: string;
   seed: number;
-  history: { step: number; metrics: MetricSet }[];
+  history: { step: number; metrics: Metrics }[];
 }
 
 /** Everything a report shows. */
@@ -35,7 +35,7 @@ export interface ReportInput {
 }
 
 /** The per-coarse-class keys of fine-label R@1 found in metric sets, in class order. */
-export function classKeysOf(sets: readonly MetricSet[]): string[] {
+export function classKeysOf(sets: readonly Metrics[]): string[] {
   const classes = new Set<string>();
   for (const m of sets) for (const k of Object.keys(m.fine ?? {})) if (k.startsWith("recall@1/class=")) classes.add(k.slice("recall@1/class=".length));
   return [...classes].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b)).map((c) => `fine.recall@1/class=${c}`);

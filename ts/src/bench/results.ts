@@ -6,7 +6,7 @@
  */
 import { foldGroupOf, type Claim } from "./suite.ts";
 import { pairedDifference, tInterval, type Summary } from "./stats.ts";
-import type { MetricSet, RunRecord } from "./types.ts";
+import type { Metrics, RunRecord } from "./types.ts";
 
 /** A column of the summary table: "<coarse|fine>.<metric name>". */
 export interface Column {
@@ -24,7 +24,7 @@ export const SUMMARY_COLUMNS: readonly Column[] = [
 ];
 
 /** Value of "coarse.recall@1"-style key in a metric set; undefined when absent. */
-export function metricValue(m: MetricSet, key: string): number | undefined {
+export function metricValue(m: Metrics, key: string): number | undefined {
   const dot = key.indexOf(".");
   const group = key.slice(0, dot) as "coarse" | "fine";
   const v = m[group]?.[key.slice(dot + 1)];
@@ -56,7 +56,7 @@ export function averageFolds(records: readonly RunRecord[]): RunRecord[] {
   return out.map((r) => {
     const folds = groups.get(r.id);
     if (!folds || r.fold === undefined) return r;
-    const metrics: MetricSet = { coarse: {} };
+    const metrics: Metrics = { coarse: {} };
     for (const group of ["coarse", "fine"] as const) {
       const names = Object.keys(folds[0]!.metrics[group] ?? {});
       const mean: Record<string, number> = {};

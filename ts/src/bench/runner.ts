@@ -23,7 +23,7 @@ import { foldGroupOf, type RunSpec, type Suite } from "./suite.ts";
 import type { BenchBackend, RunRecord } from "./types.ts";
 
 /** What the backend's `train` resolves to. */
-type TrainOutcome = Awaited<ReturnType<BenchBackend["train"]>>;
+type TrainResult = Awaited<ReturnType<BenchBackend["train"]>>;
 
 /** Options of {@link runSuite}. */
 export interface RunSuiteOptions {
@@ -116,7 +116,7 @@ function concatenatedOnDisk(outDir: string, groups: ReadonlyMap<string, RunSpec[
 }
 
 /** The record of a trained run, as written to its final.json. */
-function recordOf(run: RunSpec, result: TrainOutcome, wall_s: number): RunRecord {
+function recordOf(run: RunSpec, result: TrainResult, wall_s: number): RunRecord {
   return {
     id: run.id,
     lossId: run.lossId,
@@ -193,7 +193,7 @@ class SuiteRun {
   }
 
   /** Runs `train`, turning its step and warning events into progress. */
-  private async train(run: RunSpec, state: Omit<ProgressState, "stepsDone">): Promise<TrainOutcome> {
+  private async train(run: RunSpec, state: Omit<ProgressState, "stepsDone">): Promise<TrainResult> {
     const before = this.stepsDone;
     this.progress.update({ ...state, stepsDone: before }, true);
     const result = await this.o.backend.train(run.train, (ev) => {
@@ -210,7 +210,7 @@ class SuiteRun {
   }
 
   /** metrics.jsonl and, for a variant's first run, projection.json; frees the model unless `keep`. */
-  private async writeRunFiles(run: RunSpec, result: TrainOutcome, keep: boolean): Promise<void> {
+  private async writeRunFiles(run: RunSpec, result: TrainResult, keep: boolean): Promise<void> {
     const variantKey = `${run.lossId}__${run.sampler}`;
     let kept = false;
     try {

@@ -7,11 +7,8 @@ import type { EvaluateParams, Metrics, TrainEvent, TrainResult } from "../genera
 import type { HelloReply } from "../protocol/messages.ts";
 import type { Tensor } from "../tensor.ts";
 
-/** Metrics on the coarse (training) labels and on the fine labels (sub-cluster retention). */
-export type MetricSet = Metrics;
-
-/** What `train` returns. */
-export type TrainOutcome = TrainResult;
+// The runtime's own types, under their own names, for the runner's modules.
+export type { HelloReply, Metrics, TrainResult };
 
 /** 2-D projection of test embeddings. */
 export interface Projection {
@@ -31,12 +28,9 @@ export interface Embedded {
 /** Evaluation settings of `evaluate` on given embeddings (the train config's `eval` fields that apply). */
 export type EvalOptions = Pick<EvaluateParams, "ks" | "nmi" | "chunk_size" | "seed">;
 
-/** The runtime's hello. */
-export type HelloInfo = HelloReply;
-
 /** What the runner needs from a runtime. */
 export interface BenchBackend {
-  readonly hello: HelloInfo;
+  readonly hello: HelloReply;
   /**
    * Runs `train` with a suite's train params (the runtime's schema checks them before anything
    * is sent); `onEvent` sees its events in order.
@@ -47,7 +41,7 @@ export interface BenchBackend {
   /** Embeds the split `split` of `data` with `model` (the `embed` method). */
   embed(model: string, data: unknown, split: string): Promise<Embedded>;
   /** Retrieval metrics of given embeddings (the `evaluate` method, self-retrieval). */
-  evaluateEmbeddings(e: Embedded, options: EvalOptions): Promise<MetricSet>;
+  evaluateEmbeddings(e: Embedded, options: EvalOptions): Promise<Metrics>;
   /** Frees a model handle. */
   release(model: string): Promise<void>;
   close(): Promise<void>;
@@ -62,7 +56,7 @@ export interface RunRecord {
   seed: number;
   /** sha256 of the run's canonical train config (resume checks it). */
   config_sha256: string;
-  metrics: MetricSet;
+  metrics: Metrics;
   steps: number;
   elapsed_s: number;
   wall_s: number;
@@ -75,7 +69,7 @@ export interface RunRecord {
   folds?: number;
   /** Cross-validation: the selected step and its validation metrics. */
   best_step?: number | null;
-  best_val_metrics?: MetricSet | null;
+  best_val_metrics?: Metrics | null;
   /**
    * Cross-validation: set on the record of the concatenated embedding (MLRC), whose metrics are
    * those of the F fold models' L2-normalised test embeddings joined along the feature axis.

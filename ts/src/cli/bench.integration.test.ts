@@ -11,7 +11,7 @@ import { RuntimeBackend } from "../bench/backend.ts";
 import type { BenchBackend } from "../bench/types.ts";
 import type { RunRecord } from "../bench/types.ts";
 import { pct } from "../bench/results.ts";
-import { REPO_ROOT } from "../bench/manifest.ts";
+import { REPO_ROOT } from "../runtime/process.ts";
 
 class Capture extends Writable {
   text = "";

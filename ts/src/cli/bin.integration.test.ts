@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT } from "../bench/manifest.ts";
+import { REPO_ROOT } from "../runtime/process.ts";
 
 const BIN = join(REPO_ROOT, "ts", "bin", "nearpos.mjs");
 

@@ -15,15 +15,3 @@
 export type * from "../generated/training.ts";
 export type { TrainRun } from "../runtime/runtime.ts";
 
-import type { Runtime, TrainRun as Run } from "../runtime/runtime.ts";
-import type { CallOptions } from "../runtime/options.ts";
-import type { TrainConfig, TrainEvent } from "../generated/training.ts";
-
-/**
- * `rt.train(config, options)`, for scripts written against the function form; not part of
- * the public API (ts/src/index.ts re-exports only the types of this module).
- * @internal
- */
-export function train(rt: Runtime, config: TrainConfig, options: CallOptions<TrainEvent> = {}): Run {
-  return rt.train(config, options);
-}
