@@ -68,7 +68,8 @@ class LoadedPlugin:
 
     def config_schema(self) -> dict[str, Any]:
         """The config's JSON schema; a dataclass config refuses unknown keys (validate_config
-        does), so its schema says so and TS checks catch a typo before anything is sent."""
+        does), so its schema says so and a suite check (nearpos bench) catches a typo before
+        any run starts."""
         schema = self.adapter.json_schema()
         if dataclasses.is_dataclass(self.obj.config_class):
             schema.setdefault("additionalProperties", False)
