@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { root, venvDir, venvPython } from "./python.mjs";
+import { PIP_INSTALL, root, torchSpec, venvDir, venvPython } from "./python.mjs";
 
 const quiet = process.argv.includes("--quiet");
 
@@ -53,23 +53,7 @@ function setupNode() {
   writeStamp(stamp, digest);
 }
 
-function hasCuda() {
-  if (process.env.NEARPOS_DEVICE === "cpu") return false;
-  const r = spawnSync("nvidia-smi", ["-L"], { stdio: "ignore" });
-  return r.status === 0;
-}
-
-/** The torch requirement: the CPU build where no CUDA is present, so pip never
- * picks a CUDA wheel whose dependencies this machine cannot fetch. */
-function torchSpec() {
-  if (process.env.NEARPOS_TORCH_SPEC) return process.env.NEARPOS_TORCH_SPEC;
-  return hasCuda() ? "torch" : "torch==2.13.0+cpu";
-}
-
-const PIP = [
-  "-m", "pip", "install", "--retries", "0", "--timeout", "30",
-  "--disable-pip-version-check", "--no-input", "-q",
-];
+const PIP = PIP_INSTALL;
 const PY_INPUTS = ["requirements.txt", "py-bridge/pyproject.toml", "plugins/nearest-positive/pyproject.toml"];
 
 /** The project's own virtual environment (the default). */

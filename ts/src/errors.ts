@@ -138,10 +138,85 @@ export class ProtocolError extends NearposError {
   }
 }
 
-/** The runtime could not be started or connected. */
+/** Why a runtime could not start (`StartError.reason`). */
+export type StartFailure =
+  /** The interpreter does not exist or cannot be executed. */
+  | "python_not_found"
+  /** The interpreter ran but is not Python 3.10 or newer (or not Python at all). */
+  | "python_unusable"
+  /** The interpreter did not answer the start-up check in time. */
+  | "python_timeout"
+  /** Python packages the runtime needs are missing (`missing` names them). */
+  | "packages_missing"
+  /** The installed runtime speaks another protocol major version. */
+  | "protocol_mismatch"
+  /** The installed runtime is another release than this package. */
+  | "version_mismatch"
+  /** The runtime process exited before it was ready (`exitCode`, `stderrTail`). */
+  | "exited"
+  /** Anything else (a transport that cannot load, a bad connection file ...). */
+  | "other";
+
+/** Options of {@link StartError}. */
+export interface StartErrorOptions extends NearposErrorOptions {
+  /** Why the start failed. Default `"other"`. */
+  reason?: StartFailure;
+  /** The interpreter that was used. */
+  python?: string;
+  /** What is missing in it (Python packages, the interpreter itself ...). */
+  missing?: readonly string[];
+  /** The interpreters looked at, in order, each with what was found. */
+  tried?: readonly string[];
+  /** The command that fixes it, e.g. `npx nearpos setup`. */
+  fix?: string;
+  /** For `reason: "exited"`: the runtime's exit code and last stderr lines. */
+  exitCode?: number | null;
+  signal?: string | null;
+  stderrTail?: readonly string[];
+}
+
+/**
+ * The runtime could not be started or connected. `reason` says why; `python` names the
+ * interpreter, `missing` what it lacks, `tried` the interpreters looked at, and `fix` the
+ * command that makes it work (also in `hint` and at the end of the message).
+ */
 export class StartError extends NearposError {
-  constructor(message: string, options: NearposErrorOptions = {}) {
-    super(ErrorCode.startFailed, message, options);
+  readonly reason: StartFailure;
+  readonly python: string | undefined;
+  readonly missing: readonly string[];
+  readonly tried: readonly string[];
+  readonly fix: string | undefined;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderrTail: readonly string[];
+
+  constructor(message: string, options: StartErrorOptions = {}) {
+    const { reason = "other", python, missing = [], tried = [], fix, exitCode = null, signal = null, stderrTail = [], ...base } = options;
+    super(ErrorCode.startFailed, message, {
+      ...(fix !== undefined && base.hint === undefined ? { hint: `run \`${fix}\`` } : {}),
+      ...base,
+      context: {
+        reason,
+        ...(python !== undefined ? { python } : {}),
+        ...(missing.length > 0 ? { missing: [...missing] } : {}),
+        ...(tried.length > 0 ? { tried: [...tried] } : {}),
+        ...(fix !== undefined ? { fix } : {}),
+        ...(reason === "exited" ? { exitCode, signal } : {}),
+        ...base.context,
+      },
+    });
+    this.reason = reason;
+    this.python = python;
+    this.missing = [...missing];
+    this.tried = [...tried];
+    this.fix = fix;
+    this.exitCode = exitCode;
+    this.signal = signal;
+    this.stderrTail = [...stderrTail];
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), reason: this.reason, python: this.python, missing: this.missing, tried: this.tried, fix: this.fix, ...(this.reason === "exited" ? { exitCode: this.exitCode, signal: this.signal, stderrTail: this.stderrTail } : {}) };
   }
 }
 

@@ -34,7 +34,7 @@ export {
   ClosedError,
   MessageTooLargeError,
 } from "./errors.ts";
-export type { NearposErrorOptions } from "./errors.ts";
+export type { NearposErrorOptions, StartErrorOptions, StartFailure } from "./errors.ts";
 export type * from "./training/index.ts";
 export { PROTOCOL_VERSION } from "./protocol/version.ts";
 export type { HelloReply, HeartbeatReply, MethodInfo, PluginInfo, DeviceInfo, RuntimeEvent, TickEvent, OtherEvent } from "./protocol/messages.ts";

@@ -4,12 +4,12 @@
  * @internal
  */
 import { readFileSync } from "node:fs";
-import { StartError, ValidationError } from "../errors.ts";
+import { RuntimeExitedError, StartError, ValidationError } from "../errors.ts";
 import { PythoniaTransport, pythoniaEndpoint } from "../transport/pythonia.ts";
 import type { Endpoints, Transport, TransportFactory } from "../transport/transport.ts";
 import { LifecycleEmitter } from "./emitter.ts";
 import { ConnectOptionsSchema, type ConnectOptions, type ResolvedConnectOptions, type ResolvedRuntimeOptions } from "./options.ts";
-import { RuntimeProcess, defaultPython, parseConnectionInfo } from "./process.ts";
+import { RuntimeProcess, findPython, parseConnectionInfo, probeError, probePython, runtimeEnvExtra, SETUP_COMMAND, type PythonChoice } from "./process.ts";
 import { CLOSE_STEP_MS } from "./shutdown.ts";
 import { fromZodError } from "./validate.ts";
 
@@ -67,13 +67,53 @@ export async function chooseTransport(opts: ResolvedRuntimeOptions): Promise<{ z
   return { fallback: `the zeromq native addon cannot load (${loaded.message}); using the pythonia transport` };
 }
 
+/** Longest wait for the start-up check of the interpreter (it imports nothing heavy). */
+export const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * Chooses the interpreter and checks, before the real start, that it can run this package's
+ * runtime (`python -c`: the packages import, the protocol and release match).
+ * @throws StartError naming the interpreter, what it lacks and the command that fixes it
+ */
+export async function checkPython(opts: ResolvedRuntimeOptions, deadline: number): Promise<PythonChoice> {
+  const choice = findPython(opts.python);
+  const timeoutMs = Math.max(1, Math.min(PROBE_TIMEOUT_MS, deadline - Date.now()));
+  const result = await probePython(choice.python, { ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), timeoutMs });
+  const err = probeError(result, choice);
+  if (err) throw err;
+  return choice;
+}
+
+/** The StartError for a runtime that exited before it was ready. */
+function exitedDuringStart(err: RuntimeExitedError, choice: PythonChoice): StartError {
+  const how = err.signal ? `was killed by ${err.signal}` : `exited with code ${err.exitCode}`;
+  const tail = err.stderrTail.length > 0 ? `\nlast stderr lines:\n${err.stderrTail.join("\n")}` : "";
+  return new StartError(`the nearpos runtime (${choice.python} -m nearpos_runtime serve) ${how} during start${tail}`, {
+    cause: err,
+    reason: "exited",
+    python: choice.python,
+    tried: choice.tried,
+    exitCode: err.exitCode,
+    signal: err.signal,
+    stderrTail: err.stderrTail,
+    fix: SETUP_COMMAND,
+    hint: `read the stderr lines above; if the Python packages are broken, run \`${SETUP_COMMAND}\` to reinstall them`,
+  });
+}
+
 /** Spawns a runtime process; `build` waits for its connection file and connects over ZeroMQ. */
 export async function spawnLaunch(opts: ResolvedRuntimeOptions, emitter: LifecycleEmitter, deadline: number, connect: TransportFactory): Promise<Launch> {
-  const proc = await RuntimeProcess.spawn(opts, (l) => emitter.emit({ type: "log", ...l }));
+  const choice = await checkPython(opts, deadline);
+  const proc = await RuntimeProcess.spawn({ ...opts, python: choice.python }, (l) => emitter.emit({ type: "log", ...l }));
   const maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   return {
     async build() {
-      const info = await proc.waitForConnection(deadline);
+      let info;
+      try {
+        info = await proc.waitForConnection(deadline);
+      } catch (err) {
+        throw err instanceof RuntimeExitedError ? exitedDuringStart(err, choice) : err;
+      }
       const endpoints = { request: info.request, control: info.control };
       const transport = await connect(endpoints, { maxMessageBytes });
       return { endpoints, transport, key: proc.key, signedBuffers: info.signed_buffers, maxMessageBytes, proc, emitter };
@@ -89,9 +129,11 @@ export async function spawnLaunch(opts: ResolvedRuntimeOptions, emitter: Lifecyc
 
 /** Opens a server in the shared pythonia process. `pending`: requests in flight on it. */
 export async function pythoniaLaunch(opts: ResolvedRuntimeOptions, emitter: LifecycleEmitter, deadline: number, pending: () => number): Promise<Launch> {
+  const choice = findPython(opts.python);
+  const env = runtimeEnvExtra(opts.env);
   const transport = await PythoniaTransport.open({
-    python: opts.python ?? defaultPython(),
-    ...(opts.env ? { env: opts.env } : {}),
+    python: choice.python,
+    ...(env ? { env } : {}),
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
     ...(opts.signedBuffers !== undefined ? { signedBuffers: opts.signedBuffers } : {}),
     ...(opts.maxMessageBytes !== undefined ? { maxMessageBytes: opts.maxMessageBytes } : {}),
@@ -99,6 +141,13 @@ export async function pythoniaLaunch(opts: ResolvedRuntimeOptions, emitter: Life
     onLog: (line) => emitter.emit({ type: "log", stream: "stderr", line }),
     pending,
     timeoutMs: Math.max(1, deadline - Date.now()),
+  }).catch(async (err: unknown) => {
+    // pythonia's own errors are terse: where the interpreter cannot run this package's
+    // runtime, say what it lacks instead (one Python per Node process stays its own error).
+    if (err instanceof StartError && err.context.running !== undefined) throw err;
+    const diagnosis = probeError(await probePython(choice.python, { ...(opts.env ? { env: opts.env } : {}), timeoutMs: PROBE_TIMEOUT_MS }), choice);
+    if (diagnosis) throw new StartError(diagnosis.message, { cause: err, reason: diagnosis.reason, python: diagnosis.python, missing: diagnosis.missing, tried: diagnosis.tried, ...(diagnosis.fix ? { fix: diagnosis.fix } : {}), ...(diagnosis.hint ? { hint: diagnosis.hint } : {}) });
+    throw err;
   });
   return {
     async build() {
