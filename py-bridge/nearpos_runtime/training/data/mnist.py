@@ -40,9 +40,9 @@ def source_tree_root(module_file: str | Path = __file__) -> Path | None:
     """The repository root when ``module_file`` lies in its ``py-bridge/nearpos_runtime``
     source tree (a checkout, or an editable install of one), else None (an installed wheel)."""
     package = Path(module_file).resolve().parents[2]
-    root = package.parents[1]
     if package.name != "nearpos_runtime" or package.parent.name != "py-bridge":
         return None
+    root = package.parent.parent
     if not (root / "package.json").is_file() or not (package.parent / "pyproject.toml").is_file():
         return None
     return root
