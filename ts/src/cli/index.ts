@@ -6,7 +6,9 @@
 import { Command, CommanderError } from "commander";
 import { packageVersion } from "../bench/manifest.ts";
 import { benchCommand, defaultBackend, type BackendFactory } from "./commands/bench.ts";
+import { doctorCommand } from "./commands/doctor.ts";
 import { infoCommand } from "./commands/info.ts";
+import { setupCommand } from "./commands/setup.ts";
 import { EXIT, handleError, processIO, type CliIO } from "./io.ts";
 
 /** Options of {@link run}. */
@@ -32,7 +34,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError();
-  for (const c of [benchCommand(io, setExit, options.backend ?? defaultBackend), infoCommand(io, setExit)]) {
+  for (const c of [benchCommand(io, setExit, options.backend ?? defaultBackend), infoCommand(io, setExit), setupCommand(io, setExit), doctorCommand(io, setExit)]) {
     c.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
     for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
     program.addCommand(c);
