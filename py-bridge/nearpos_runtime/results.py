@@ -147,6 +147,9 @@ class TrainResult(_Result):
         description="With select_best: the validation metrics of that step, else null"
     )
     queued_s: float = Field(description="Seconds this run waited for other trainings to finish")
+    world_size: int = Field(
+        description="Processes that trained (1: one process; distributed: all nodes' processes)"
+    )
 
 
 class EmbedResult(_Result):

@@ -21,6 +21,7 @@ from ..training.config import (
     TrainConfig,
 )
 from ..training.data import DataError, load_data
+from ..training.distributed.runner import run_distributed
 from ..training.losses import build_loss
 from ..training.metrics import evaluate_embeddings, pca_2d
 from ..training.models import ModelError, build_model
@@ -62,6 +63,14 @@ def _check_plugins(cfg: TrainConfig) -> None:
     build_loss(cfg.loss.name, cfg.loss.config, cfg.sampler.name, cfg.sampler.config)
     plugin = plugin_index().get(cfg.sampler.name, where="params.sampler.name")
     full = plugin.validate_config(cfg.sampler.config, "params.sampler.config")
+    if cfg.distributed is not None and cfg.distributed.launches:
+        try:
+            plugin.validate_config({**cfg.sampler.config, "distributed": True}, "")
+        except InvalidParams as exc:
+            raise InvalidParams(
+                f"params.distributed: sampler {cfg.sampler.name!r} cannot gather the global "
+                f"batch (no 'distributed' option: {exc}); use 'nearest-positive'"
+            ) from exc
     check_training(
         classes=cfg.batch.classes,
         per_class=cfg.batch.per_class,
@@ -82,7 +91,10 @@ def _check_plugins(cfg: TrainConfig) -> None:
 @config_mistakes
 def train(ctx: CallContext, params: TrainConfig) -> dict[str, Any]:
     _check_plugins(params)
-    result = Trainer(params, on_event=ctx.emit, cancel=ctx.check_cancelled).run()
+    if params.distributed is not None and params.distributed.launches:
+        result = run_distributed(params, on_event=ctx.emit, cancel=ctx.check_cancelled)
+    else:
+        result = Trainer(params, on_event=ctx.emit, cancel=ctx.check_cancelled).run()
     handle = ctx.objects.put(result.model, MODEL_KIND)
     return {
         "model": handle,
@@ -97,6 +109,7 @@ def train(ctx: CallContext, params: TrainConfig) -> dict[str, Any]:
         "best_step": result.best_step,
         "best_val_metrics": result.best_val_metrics,
         "queued_s": result.queued_s,
+        "world_size": result.world_size,
     }
 
 

@@ -36,10 +36,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def run_state(
-    parts: RunParts, prog: Progress, step: int, sampler: dict[str, torch.Tensor]
+    parts: RunParts,
+    prog: Progress,
+    step: int,
+    sampler: dict[str, torch.Tensor],
+    ranks: list[dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to go on after ``step`` exactly as if never stopped."""
-    return {
+    """Everything needed to go on after ``step`` exactly as if never stopped; in a
+    distributed run (``ranks``: every rank's random generator states, rank order) for every
+    rank, with the world size it needs."""
+    extra: dict[str, Any] = {}
+    if ranks is not None:
+        extra = {"world_size": len(ranks), "rank_rng": ranks}
+    return extra | {
         "format": CHECKPOINT_FORMAT,
         "step": step,
         "model_spec": parts.spec,
@@ -56,8 +65,9 @@ def run_state(
     }
 
 
-def resume(path: str, parts: RunParts, steps: int) -> Progress:
-    """Load the checkpoint at ``path`` (the config's ``resume_from``) into ``parts``."""
+def resume(path: str, parts: RunParts, steps: int, rank: int = 0, world: int = 1) -> Progress:
+    """Load the checkpoint at ``path`` (the config's ``resume_from``) into ``parts``, as
+    process ``rank`` of ``world`` (the world size must be the checkpoint's)."""
     try:
         st = load_checkpoint(path)
     except TrainingError as exc:  # the config names a file that is not a checkpoint
@@ -68,14 +78,26 @@ def resume(path: str, parts: RunParts, steps: int) -> Progress:
             f"({st['in_features']} inputs), the config asks for {parts.spec} "
             f"({parts.in_features})"
         )
+    written_by = int(st.get("world_size", 1))
+    if written_by != world:
+        raise ConfigError(
+            f"resume_from: checkpoint {path} was written by {written_by} process(es); resume "
+            f"it with as many (distributed.nproc_per_node x nnodes), not {world}"
+        )
     parts.model.load_state_dict(st["model"])
     parts.loss_fn.load_state_dict(st["loss"])
     parts.opt.load_state_dict(st["optimizer"])
     parts.sampler.load_state_dict(st["sampler"])
     parts.aug.set_state(st["rng"]["augment"])
-    torch.set_rng_state(st["rng"]["torch"])
-    if parts.cuda and "cuda" in st["rng"]:
-        torch.cuda.set_rng_state_all(list(st["rng"]["cuda"]))
+    if world > 1:
+        own = st["rank_rng"][rank]
+        torch.set_rng_state(own["torch"])
+        if parts.cuda and "cuda" in own:
+            torch.cuda.set_rng_state(own["cuda"], parts.device)
+    else:
+        torch.set_rng_state(st["rng"]["torch"])
+        if parts.cuda and "cuda" in st["rng"]:
+            torch.cuda.set_rng_state_all(list(st["rng"]["cuda"]))
     start = int(st["step"])
     prog = Progress(
         start=start,

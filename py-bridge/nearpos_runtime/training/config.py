@@ -40,6 +40,10 @@ MAX_PREFETCH = 64  # batches loaded ahead per decoding process
 MAX_SAMPLES = 100_000_000  # per_digit, image limit
 MAX_SYNTHETIC_VALUES = 2**28  # classes x modes_per_class x per_mode x dim (1 GiB float32)
 MAX_MEMORY_BUDGET = 2**50
+MAX_PROCS = 1_024  # processes per node of a distributed run
+MAX_NODES = 4_096
+MAX_RESTARTS = 100
+MAX_RDZV_TIMEOUT = 86_400  # seconds
 MIN_MEMORY_BUDGET = 2**20
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
@@ -382,6 +386,73 @@ class CheckpointSpec(_Strict):
     )
 
 
+ENDPOINT = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$"
+
+
+class DistributedSpec(_Strict):
+    """Training on several processes with torch.distributed (docs/training.md, Distributed).
+
+    With ``nproc_per_node > 1`` or ``nnodes > 1`` the runtime starts the processes through
+    torch.distributed's elastic launcher; each is a DistributedDataParallel replica that
+    trains on its share of the P x K batch, and the sampler finds nearest positives in the
+    global batch (the one a single process draws with the same seed).
+    """
+
+    nproc_per_node: int = Field(
+        ge=1, le=MAX_PROCS, description="Processes on this node (one per GPU on CUDA)"
+    )
+    nnodes: int = Field(default=1, ge=1, le=MAX_NODES, description="Nodes of the run")
+    node_rank: int = Field(
+        default=0, ge=0, le=MAX_NODES, description="This node's rank (0 .. nnodes-1)"
+    )
+    rdzv_endpoint: str | None = Field(
+        default=None,
+        pattern=ENDPOINT,
+        description="HOST:PORT of the rendezvous, hosted by node 0 (needed with nnodes > 1; "
+        "null on one node: a free loopback port)",
+    )
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        default="auto", description="Collective backend (auto: nccl on CUDA, gloo on CPU)"
+    )
+    max_restarts: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RESTARTS,
+        description="Restarts of the process group after a failure (from the last checkpoint)",
+    )
+    rdzv_timeout: int = Field(
+        default=900,
+        ge=1,
+        le=MAX_RDZV_TIMEOUT,
+        description="Seconds the rendezvous waits for every node before the run fails",
+    )
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+    @property
+    def launches(self) -> bool:
+        """Whether the run needs worker processes (more than one process in all)."""
+        return self.world_size > 1
+
+    @model_validator(mode="after")
+    def _check_nodes(self) -> DistributedSpec:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(
+                f"node_rank must be below nnodes ({self.nnodes}), got {self.node_rank}"
+            )
+        if self.nnodes > 1 and self.rdzv_endpoint is None:
+            raise ValueError(
+                "nnodes > 1 needs rdzv_endpoint (HOST:PORT of node 0, reachable from every node)"
+            )
+        if self.rdzv_endpoint is not None:
+            port = int(self.rdzv_endpoint.rsplit(":", 1)[1])
+            if not 1 <= port <= 65_535:
+                raise ValueError(f"rdzv_endpoint: port must be 1 .. 65535, got {port}")
+        return self
+
+
 class TrainConfig(_Strict):
     """Everything a training run needs; same config and seed give the same metrics."""
 
@@ -436,6 +507,10 @@ class TrainConfig(_Strict):
         description="Bytes a training step's tuples may take (the runtime refuses a batch "
         "estimated above it; null: the runtime's NEARPOS_MEMORY_BUDGET, default 2 GiB)",
     )
+    distributed: DistributedSpec | None = Field(
+        default=None,
+        description="Several processes with torch.distributed (null: one process)",
+    )
 
     @model_validator(mode="after")
     def _check_selection(self) -> TrainConfig:
@@ -454,6 +529,17 @@ class TrainConfig(_Strict):
                 )
         if self.eval.split == "val" and self.data.folds is None:
             raise ValueError("eval.split 'val' needs data.folds and data.fold")
+        d = self.distributed
+        if d is not None and d.launches:
+            if d.backend == "nccl" and self.device == "cpu":
+                raise ValueError(
+                    "distributed.backend 'nccl' needs CUDA; use 'gloo' with device 'cpu'"
+                )
+            if self.data.kind == "tensors":
+                raise ValueError(
+                    "distributed: data of kind 'tensors' stays in this process; give the "
+                    "workers data they can load (synthetic, mnist or an image data set)"
+                )
         return self
 
 

@@ -20,3 +20,23 @@ class TrainingCancelled(Exception):
     def __init__(self, step: int) -> None:
         super().__init__(f"training cancelled after step {step}")
         self.step = step
+
+
+class WorkerFailed(TrainingError):
+    """A process of a distributed run failed: ``rank`` (global), its exit code or the signal
+    that ended it; the run's other processes were stopped."""
+
+    code = "worker_failed"
+
+    def __init__(
+        self, message: str, rank: int | None, exitcode: int | None, signal: str | None
+    ) -> None:
+        super().__init__(message)
+        self.rank, self.exitcode, self.signal = rank, exitcode, signal
+
+
+class RendezvousFailed(TrainingError):
+    """The processes of a distributed run did not all meet (a node missing, an endpoint that
+    cannot be reached) within ``distributed.rdzv_timeout``."""
+
+    code = "rendezvous_failed"

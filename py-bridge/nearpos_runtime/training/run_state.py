@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .data import DataBundle
-from .sampler import ClassBalancedSampler
+from .sampler import BatchSampler
 from .selection import Best
 
 
@@ -19,7 +19,7 @@ class RunParts:
 
     device: torch.device
     data: DataBundle
-    sampler: ClassBalancedSampler
+    sampler: BatchSampler
     model: nn.Module
     loss_fn: nn.Module
     params: list[nn.Parameter]
@@ -28,6 +28,8 @@ class RunParts:
     aug: torch.Generator
     spec: dict[str, Any]
     in_features: int
+    #: What the step calls: ``model``, or its DistributedDataParallel wrapper.
+    net: nn.Module
 
     @property
     def cuda(self) -> bool:

@@ -67,7 +67,13 @@ class ClassBalancedSampler:
 
     @property
     def batch_size(self) -> int:
+        """Samples of a global batch (what one process trains on per step)."""
         return self.P * self.K
+
+    @property
+    def offset(self) -> int:
+        """Position of this process's first sample in the global batch."""
+        return 0
 
     def next_batch(self) -> torch.Tensor:
         g = self.generator
@@ -99,6 +105,58 @@ class ClassBalancedSampler:
         self.batches = int(state["batches"])
 
 
+class ShardSampler:
+    """This process's contiguous share of each global P x K batch of ``base``.
+
+    Every process draws the same global batches (same seed), so together the shards are
+    exactly the batches one process would train on; ``torch.tensor_split`` sizes them (the
+    first ``P*K mod world`` shards hold one sample more). State and draw count are the base
+    sampler's, so a checkpoint resumes every process alike.
+    """
+
+    def __init__(self, base: ClassBalancedSampler, rank: int, world: int) -> None:
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in 0 .. {world - 1}")
+        if base.batch_size < world:
+            raise DataError(
+                f"batch.classes x batch.per_class = {base.batch_size} samples per batch "
+                f"cannot be shared among {world} processes (at least one each)"
+            )
+        self.base, self.rank, self.world = base, rank, world
+        sizes = [len(t) for t in torch.arange(base.batch_size).tensor_split(world)]
+        self._lo = sum(sizes[:rank])
+        self._hi = self._lo + sizes[rank]
+
+    @property
+    def batch_size(self) -> int:
+        return self.base.batch_size
+
+    @property
+    def offset(self) -> int:
+        return self._lo
+
+    @property
+    def batches(self) -> int:
+        return self.base.batches
+
+    def next_batch(self) -> torch.Tensor:
+        return self.base.next_batch()[self._lo : self._hi]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        while True:
+            yield self.next_batch()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.base.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.base.load_state_dict(state)
+
+
 def _some(items: list[int], n: int = 5) -> str:
     head = ", ".join(str(i) for i in items[:n])
     return head + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+#: What the step loop draws its batches from: all of a batch, or this process's shard.
+BatchSampler = ClassBalancedSampler | ShardSampler

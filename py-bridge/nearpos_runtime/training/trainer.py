@@ -17,7 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -33,8 +33,11 @@ from .models import build_model, freeze_batchnorm, input_features
 from .optim import build_optimizer, lr_factor
 from .run_queue import RUN_QUEUE, RunQueue
 from .run_state import Progress, RunParts
-from .sampler import ClassBalancedSampler
+from .sampler import ClassBalancedSampler, ShardSampler
 from .selection import select
+
+if TYPE_CHECKING:
+    from .distributed.group import Group
 
 EventFn = Callable[[str, dict[str, Any]], None]
 
@@ -81,6 +84,7 @@ class TrainResult:
     best_step: int | None = None
     best_val_metrics: dict[str, dict[str, float]] | None = None
     queued_s: float = 0.0
+    world_size: int = 1
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,6 +118,11 @@ class Trainer:
     ``checkpoint`` and ``warning`` events. ``cancel()`` is called before each step and while
     the run waits for its turn (:data:`RUN_QUEUE`): it may raise (the runtime's
     cancellation) or return True (then ``TrainingCancelled`` is raised).
+
+    With ``group`` (a process of a distributed run, its process group joined) the trainer
+    trains its shard of each global batch in a DistributedDataParallel replica, the sampler
+    gathers the global batch, the node's first process evaluates and reports, and rank 0
+    writes the checkpoints (:mod:`.distributed`).
     """
 
     def __init__(
@@ -122,11 +131,24 @@ class Trainer:
         on_event: EventFn | None = None,
         cancel: Callable[[], bool | None] | None = None,
         data: DataBundle | None = None,
+        group: Group | None = None,
+        backend: str = "gloo",
     ) -> None:
         self.cfg = config
         self.on_event = on_event or (lambda _t, _d: None)
         self.cancel = cancel or (lambda: None)
         self.data = data
+        self.group = group
+        self.backend = backend
+
+    @property
+    def world(self) -> int:
+        return 1 if self.group is None else self.group.world
+
+    @property
+    def leader(self) -> bool:
+        """Evaluates and reports: the single process, or the first process of each node."""
+        return self.group is None or self.group.leader
 
     def _warn(self, message: str) -> None:
         self.on_event("warning", {"message": message})
@@ -168,7 +190,12 @@ class Trainer:
     def _run(self) -> TrainResult:
         cfg = self.cfg
         parts = self._set_up()
-        prog = resume(cfg.resume_from, parts, cfg.steps) if cfg.resume_from else Progress()
+        rank = 0 if self.group is None else self.group.rank
+        prog = (
+            resume(cfg.resume_from, parts, cfg.steps, rank, self.world)
+            if cfg.resume_from
+            else Progress()
+        )
         parts.model.train()
         if cfg.freeze_bn:
             freeze_batchnorm(parts.model)
@@ -181,11 +208,12 @@ class Trainer:
         """Device, data, sampler, model, loss and optimizer, built in a fixed order (the
         global generator is seeded just before the model, so its init is the seed's)."""
         cfg = self.cfg
-        device = resolve_device(cfg.device)
+        g = self.group
+        device = resolve_device(cfg.device) if g is None else g.device(cfg.device)
         self._check_device_settings(device)
         data = self.data or load_data(cfg.data)
         train = data.train
-        sampler = ClassBalancedSampler(
+        sampler: ClassBalancedSampler | ShardSampler = ClassBalancedSampler(
             train.labels,
             cfg.batch.classes,
             cfg.batch.per_class,
@@ -194,21 +222,36 @@ class Trainer:
             cfg.batch.singleton_class,
             warn=self._warn,
         )
+        if g is not None:
+            sampler = ShardSampler(sampler, g.rank, g.world)
         probe = train.inputs(torch.arange(1), train=False)
         in_features = input_features(tuple(probe.shape))
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, in_features).to(device)
         if device.type == "cuda" and cfg.channels_last and probe.ndim == 4:
             model = model.to(memory_format=torch.channels_last)
-        loss_fn = build_loss(
-            cfg.loss.name, cfg.loss.config, cfg.sampler.name, cfg.sampler.config
-        ).to(device)
+        sampler_config = cfg.sampler.config
+        if g is not None:
+            # Nearest positives in the global batch; the step scales by the world size.
+            sampler_config = {**sampler_config, "distributed": True, "scale_by_world_size": False}
+            if g.rank:  # dropout draws of its own (rank 0 goes on from the init)
+                torch.manual_seed(cfg.seed + 1_000_003 * g.rank)
+        loss_fn = build_loss(cfg.loss.name, cfg.loss.config, cfg.sampler.name, sampler_config).to(
+            device
+        )
         if cfg.freeze_bn:
             freeze_batchnorm(model)
         every = list(model.parameters()) + list(loss_fn.parameters())
         params = [p for p in every if p.requires_grad]
         opt = build_optimizer(cfg, params)
+        net: nn.Module = model
+        if g is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            net = DistributedDataParallel(model, device_ids=ids)
         return RunParts(
+            net=net,
             device=device,
             data=data,
             sampler=sampler,
@@ -256,7 +299,7 @@ class Trainer:
                 prog.step = step
                 prog.losses.append(value)
                 prog.epoch_sum += value
-                prog.n_log += int(idx.numel())
+                prog.n_log += parts.sampler.batch_size
                 self._report(parts, prog, step, value, per_epoch)
                 final = step == cfg.steps
                 if final or (cfg.eval_every and step % cfg.eval_every == 0):
@@ -284,7 +327,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         y = train.labels[idx].to(parts.device)
         with autocast:
-            emb = parts.model(x)
+            emb = parts.net(x)
         lr_now = opt.param_groups[0]["lr"]
         if not bool(torch.isfinite(emb.detach()).all()):
             raise TrainingError(
@@ -299,7 +342,16 @@ class Trainer:
                 "lower optimizer.lr, set grad_clip, or check the inputs"
             )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.world == 1:
+            loss.backward()
+        else:
+            # Every rank's loss is the global batch's; DistributedDataParallel averages the
+            # model's gradients over ranks, the world factor makes that average their sum.
+            # The loss's own parameters see the whole batch on every rank already.
+            (loss * self.world).backward()
+            for p in parts.loss_fn.parameters():
+                if p.grad is not None:
+                    p.grad.div_(self.world)
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(parts.params, cfg.grad_clip)
         opt.step()
@@ -333,6 +385,8 @@ class Trainer:
 
     def _evaluate_step(self, parts: RunParts, prog: Progress, step: int) -> None:
         """Evaluate at ``step`` (and on ``val`` when there is one), keep the best step."""
+        if not self.leader:
+            return
         cfg, data, model = self.cfg, parts.data, parts.model
         te = time.perf_counter()
         metrics = self.evaluate(model, data, parts.device)
@@ -354,7 +408,15 @@ class Trainer:
         self, parts: RunParts, prog: Progress, step: int, directory: Path, batches: TrainBatches
     ) -> None:
         path = directory / f"step-{step}.pt"
-        save_atomic(run_state(parts, prog, step, batches.sampler_state()), path)
+        ranks = None
+        if self.group is not None:  # a collective: every rank takes part
+            from .distributed.rng import gather_rng_states
+
+            ranks = gather_rng_states(parts, self.backend)
+            if self.group.rank != 0:
+                prog.last_ckpt = str(path)
+                return
+        save_atomic(run_state(parts, prog, step, batches.sampler_state(), ranks), path)
         prog.last_ckpt = str(path)
         self.on_event("checkpoint", {"step": step, "path": prog.last_ckpt})
 
@@ -379,6 +441,7 @@ class Trainer:
             samples_per_s=done * parts.sampler.batch_size / max(elapsed, 1e-9),
             checkpoint=prog.last_ckpt,
             device=str(parts.device),
+            world_size=self.world,
         )
 
     # ------------------------------------------------------------ evaluation

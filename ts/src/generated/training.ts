@@ -79,6 +79,29 @@ export interface CosineSchedule {
   min_lr_ratio?: number;
 }
 
+/** Training on several processes with torch.distributed (docs/training.md, Distributed).
+
+With ``nproc_per_node > 1`` or ``nnodes > 1`` the runtime starts the processes through
+torch.distributed's elastic launcher; each is a DistributedDataParallel replica that
+trains on its share of the P x K batch, and the sampler finds nearest positives in the
+global batch (the one a single process draws with the same seed). */
+export interface DistributedSpec {
+  /** Processes on this node (one per GPU on CUDA). Bounds: >= 1, <= 1024. */
+  nproc_per_node: number;
+  /** Nodes of the run. Bounds: >= 1, <= 4096. @defaultValue 1 */
+  nnodes?: number;
+  /** This node's rank (0 .. nnodes-1). Bounds: >= 0, <= 4096. @defaultValue 0 */
+  node_rank?: number;
+  /** HOST:PORT of the rendezvous, hosted by node 0 (needed with nnodes > 1; null on one node: a free loopback port) @defaultValue null */
+  rdzv_endpoint?: string | null;
+  /** Collective backend (auto: nccl on CUDA, gloo on CPU) @defaultValue "auto" */
+  backend?: "auto" | "gloo" | "nccl";
+  /** Restarts of the process group after a failure (from the last checkpoint). Bounds: >= 0, <= 100. @defaultValue 0 */
+  max_restarts?: number;
+  /** Seconds the rendezvous waits for every node before the run fails. Bounds: >= 1, <= 86400. @defaultValue 900 */
+  rdzv_timeout?: number;
+}
+
 export interface EmbedParams {
   /** Model handle */
   model: string;
@@ -460,6 +483,8 @@ export interface TrainConfig {
   select_on?: string;
   /** Bytes a training step's tuples may take (the runtime refuses a batch estimated above it; null: the runtime's NEARPOS_MEMORY_BUDGET, default 2 GiB). Bounds: >= 1048576, <= 1125899906842624. @defaultValue null */
   memory_budget?: number | null;
+  /** Several processes with torch.distributed (null: one process) @defaultValue null */
+  distributed?: DistributedSpec | null;
 }
 
 /** What ``train`` returns. */
@@ -488,6 +513,8 @@ export interface TrainResult {
   best_val_metrics: Metrics | null;
   /** Seconds this run waited for other trainings to finish */
   queued_s: number;
+  /** Processes that trained (1: one process; distributed: all nodes' processes) */
+  world_size: number;
 }
 
 /** Triplets as three int64 tensors of equal length (rows of the embeddings; positives

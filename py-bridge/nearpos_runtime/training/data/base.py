@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from ..sampler import ClassBalancedSampler
+    from ..sampler import BatchSampler
     from .batches import TrainBatches
 
 
@@ -40,7 +40,7 @@ class Samples:
         raise NotImplementedError
 
     def train_batches(
-        self, sampler: ClassBalancedSampler, seed: int, generator: torch.Generator, pin: bool
+        self, sampler: BatchSampler, seed: int, generator: torch.Generator, pin: bool
     ) -> TrainBatches:
         """The training batches: by default each built on the calling thread when the step
         asks, with ``inputs(index, train=True, generator=generator)``."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 if TYPE_CHECKING:
-    from ..sampler import ClassBalancedSampler
+    from ..sampler import BatchSampler
     from .base import Samples
 
 
@@ -29,7 +29,7 @@ class InlineBatches:
     """Draw and build each batch on the calling thread when asked (in-memory samples)."""
 
     def __init__(
-        self, samples: Samples, sampler: ClassBalancedSampler, generator: torch.Generator
+        self, samples: Samples, sampler: BatchSampler, generator: torch.Generator
     ) -> None:
         self.samples, self.sampler, self.generator = samples, sampler, generator
 

@@ -21,7 +21,7 @@ from .loader import DecodeSet, LoaderBatches, eval_batches
 from .transforms import eval_transform, read_image, train_transform
 
 if TYPE_CHECKING:
-    from ..sampler import ClassBalancedSampler
+    from ..sampler import BatchSampler
 
 
 def default_workers() -> int:
@@ -68,7 +68,7 @@ class ImageSamples(Samples):
         return DecodeSet(self.paths, self.image_size, self.resize, train, seed)
 
     def train_batches(
-        self, sampler: ClassBalancedSampler, seed: int, generator: torch.Generator, pin: bool
+        self, sampler: BatchSampler, seed: int, generator: torch.Generator, pin: bool
     ) -> LoaderBatches:
         """Through a DataLoader; augmentation seeded per sample from (``seed``, draw
         number), so ``generator`` is not used."""

@@ -23,7 +23,7 @@ from .base import DataError
 from .transforms import augment_generator, eval_transform, read_image, train_transform
 
 if TYPE_CHECKING:
-    from ..sampler import ClassBalancedSampler
+    from ..sampler import BatchSampler
 
 
 class _Failed:
@@ -80,14 +80,15 @@ class DrawBatches:
     training step (prefetch); ``drawn`` keeps each batch's indices and the sampler state
     after it until the step takes that batch."""
 
-    def __init__(self, sampler: ClassBalancedSampler) -> None:
+    def __init__(self, sampler: BatchSampler) -> None:
         self.sampler = sampler
         self.drawn: deque[tuple[torch.Tensor, dict[str, torch.Tensor]]] = deque()
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for idx in self.sampler:
             self.drawn.append((idx, self.sampler.state_dict()))
-            first = (self.sampler.batches - 1) * idx.numel()
+            # A shard's samples keep their positions in the global batch.
+            first = (self.sampler.batches - 1) * self.sampler.batch_size + self.sampler.offset
             yield [(first + j, i) for j, i in enumerate(idx.tolist())]
 
 
@@ -116,7 +117,7 @@ class LoaderBatches:
     def __init__(
         self,
         dataset: DecodeSet,
-        sampler: ClassBalancedSampler,
+        sampler: BatchSampler,
         workers: int,
         prefetch: int,
         pin: bool,
