@@ -117,7 +117,7 @@ def _torchvision(spec: TorchvisionModel) -> nn.Module:
         raise ModelError(
             f"model '{spec.kind}' needs torchvision, which cannot be imported here "
             f"({type(exc).__name__}: {exc}); use 'mlp' or 'convnet', or install a "
-            "torchvision build matching torch"
+            "torchvision build matching torch (pip install 'nearpos-runtime[backbones]')"
         ) from exc
     if spec.kind == "resnet50":
         net = tvm.resnet50(weights=None)

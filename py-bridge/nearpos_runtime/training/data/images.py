@@ -112,7 +112,10 @@ def _cars(root: Path) -> list[tuple[str, int, str]]:
         try:
             from scipy.io import loadmat
         except ImportError as exc:
-            raise DataError("cars196: reading cars_annos.mat needs scipy") from exc
+            raise DataError(
+                "cars196: reading cars_annos.mat needs scipy "
+                "(pip install 'nearpos-runtime[images]')"
+            ) from exc
         ann = loadmat(str(mat))["annotations"][0]
         rows = [(str(a["relative_im_path"][0]), int(a["class"][0][0])) for a in ann]
     else:

@@ -24,8 +24,10 @@ def read_image(path: Path) -> torch.Tensor:
     """RGB pixels as a 3 x H x W uint8 tensor; DataError naming the file when missing."""
     try:
         from PIL import Image
-    except ImportError as exc:  # pragma: no cover - pillow is in requirements.txt
-        raise DataError("image data sets need Pillow (pip install pillow)") from exc
+    except ImportError as exc:  # pragma: no cover - pillow is in the [images] extra
+        raise DataError(
+            "image data sets need Pillow (pip install 'nearpos-runtime[images]')"
+        ) from exc
     if not path.is_file():
         raise DataError(f"image file not found: {path}")
     with Image.open(path) as im:
