@@ -239,3 +239,26 @@ def test_two_nodes_on_loopback_equal_one_node_with_two_processes(runs, tmp_path)
 
 def _close(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[g] == pytest.approx(b[g], abs=1e-5) for g in b)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("NEARPOS_SLOW_TESTS"), reason="about 35 s on 2 cores: NEARPOS_SLOW_TESTS=1"
+)
+def test_restart_resumes_from_the_last_checkpoint(tmp_path):
+    """max_restarts: a killed worker restarts the group from the last checkpoint, and the
+    run ends with the single-process losses."""
+    rundir, ck = tmp_path / "run", tmp_path / "ck"
+    seen: list[tuple[str, dict]] = []
+
+    def on_event(type: str, data: dict) -> None:
+        seen.append((type, data))
+        if type == "step" and data["step"] == 7 and len(seen) < 12:
+            os.kill(read_pids(rundir)[1], signal.SIGKILL)
+
+    cfg = config(ck, steps=20, distributed=gloo(max_restarts=1))
+    cfg = cfg.model_copy(update={"checkpoint": cfg.checkpoint.model_copy(update={"every": 5})})
+    result = run_distributed(cfg, on_event, workdir=rundir)
+    warnings = [d["message"] for t, d in seen if t == "warning"]
+    assert any("restarted (restart 1); resuming from" in m and "step-5.pt" in m for m in warnings)
+    single = Trainer(config(steps=20)).run()
+    assert result.losses == pytest.approx(single.losses, abs=1e-5, rel=0)

@@ -63,14 +63,6 @@ def _check_plugins(cfg: TrainConfig) -> None:
     build_loss(cfg.loss.name, cfg.loss.config, cfg.sampler.name, cfg.sampler.config)
     plugin = plugin_index().get(cfg.sampler.name, where="params.sampler.name")
     full = plugin.validate_config(cfg.sampler.config, "params.sampler.config")
-    if cfg.distributed is not None and cfg.distributed.launches:
-        try:
-            plugin.validate_config({**cfg.sampler.config, "distributed": True}, "")
-        except InvalidParams as exc:
-            raise InvalidParams(
-                f"params.distributed: sampler {cfg.sampler.name!r} cannot gather the global "
-                f"batch (no 'distributed' option: {exc}); use 'nearest-positive'"
-            ) from exc
     check_training(
         classes=cfg.batch.classes,
         per_class=cfg.batch.per_class,

@@ -140,6 +140,8 @@ class Trainer:
         self.data = data
         self.group = group
         self.backend = backend
+        #: A sampler that cannot gather: each rank's loss is its shard's (see _set_up).
+        self.shard_loss = False
 
     @property
     def world(self) -> int:
@@ -232,8 +234,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         sampler_config = cfg.sampler.config
         if g is not None:
-            # Nearest positives in the global batch; the step scales by the world size.
-            sampler_config = {**sampler_config, "distributed": True, "scale_by_world_size": False}
+            sampler_config = self._distributed_sampler_config()
             if g.rank:  # dropout draws of its own (rank 0 goes on from the init)
                 torch.manual_seed(cfg.seed + 1_000_003 * g.rank)
         loss_fn = build_loss(cfg.loss.name, cfg.loss.config, cfg.sampler.name, sampler_config).to(
@@ -265,6 +266,26 @@ class Trainer:
             spec=cfg.model.model_dump(),
             in_features=in_features,
         )
+
+    def _distributed_sampler_config(self) -> dict[str, Any]:
+        """The sampler gathers the global batch (its ``distributed`` option; the step scales
+        by the world size). A sampler without that option mines each process's shard alone:
+        a warning, and the step's loss is the mean of the shards' losses."""
+        from ..plugins import plugin_index
+
+        cfg = self.cfg
+        wanted = {**cfg.sampler.config, "distributed": True, "scale_by_world_size": False}
+        try:
+            plugin_index().get(cfg.sampler.name).validate_config(wanted, "sampler.config")
+        except Exception:  # noqa: BLE001 - the plugin has no such option
+            self.shard_loss = True
+            self._warn(
+                f"sampler {cfg.sampler.name!r} has no 'distributed' option: each process "
+                "mines its own shard of the batch, and the loss is the mean of the shards' "
+                "losses (not the global batch's)"
+            )
+            return cfg.sampler.config
+        return wanted
 
     def _check_device_settings(self, device: torch.device) -> None:
         cfg = self.cfg
@@ -335,14 +356,14 @@ class Trainer:
                 "lower optimizer.lr, set grad_clip, or check the inputs"
             )
         loss = parts.loss_fn(emb.float(), y)
-        value = float(loss.detach())
+        value = float(loss.detach()) if not self.shard_loss else _mean_over_ranks(loss)
         if not math.isfinite(value):
             raise TrainingError(
                 f"loss is {value} at step {step} (learning rate {lr_now:g}); "
                 "lower optimizer.lr, set grad_clip, or check the inputs"
             )
         opt.zero_grad(set_to_none=True)
-        if self.world == 1:
+        if self.world == 1 or self.shard_loss:
             loss.backward()
         else:
             # Every rank's loss is the global batch's; DistributedDataParallel averages the
@@ -469,6 +490,14 @@ class Trainer:
         if self.cfg.freeze_bn:
             freeze_batchnorm(model)
         return out
+
+
+def _mean_over_ranks(loss: torch.Tensor) -> float:
+    import torch.distributed as dist
+
+    t = loss.detach().clone()
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()
 
 
 def _plain(v: Any) -> Any:

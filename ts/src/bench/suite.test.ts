@@ -88,6 +88,14 @@ describe("expandSuite", () => {
     expect(runs[2]!.train.loss).toEqual({ name: "pml:CircleLoss", config: {} });
   });
 
+  it("--nproc trains every run distributed, keeping the suite's own distributed settings; 1 trains in one process", () => {
+    const withDist = parseSuite(JSON.stringify({ ...tiny(), train: { ...tiny().train, distributed: { nproc_per_node: 4, backend: "gloo" } } }), "tiny.json");
+    for (const r of expandSuite(withDist, { nproc: 2 })) expect(r.train.distributed).toEqual({ nproc_per_node: 2, backend: "gloo" });
+    for (const r of expandSuite(withDist)) expect(r.train.distributed).toEqual({ nproc_per_node: 4, backend: "gloo" });
+    for (const r of expandSuite(withDist, { nproc: 1 })) expect(r.train.distributed).toBeNull();
+    for (const r of expandSuite(suite, { nproc: 3 })) expect(r.train.distributed).toEqual({ nproc_per_node: 3 });
+  });
+
   it("expands ${VAR} and ${VAR:-default} in config strings", () => {
     expect(expandEnv({ a: "${X}/cub", b: ["${Y:-data}/x"], c: 1 }, { X: "/d" })).toEqual({ a: "/d/cub", b: ["data/x"], c: 1 });
   });

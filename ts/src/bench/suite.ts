@@ -228,6 +228,8 @@ export interface Selection {
   samplers?: string[];
   seeds?: number[];
   device?: "cpu" | "cuda" | "auto";
+  /** Processes per run (`train.distributed.nproc_per_node`); 1 trains each run in one process. */
+  nproc?: number;
   quick?: boolean;
 }
 
@@ -277,6 +279,8 @@ export function expandSuite(suite: Suite, sel: Selection = {}): RunSpec[] {
   let base = expandEnv(suite.train);
   if (sel.quick && suite.quick) base = deepMerge(base, expandEnv(suite.quick.train));
   if (sel.device) base = { ...base, device: sel.device };
+  if (sel.nproc === 1) base = { ...base, distributed: null };
+  else if (sel.nproc !== undefined) base = deepMerge(base, { distributed: { nproc_per_node: sel.nproc } });
   const runs: RunSpec[] = [];
   for (const l of losses) {
     const wanted = sel.samplers && sel.samplers.length > 0 ? sel.samplers.map((s) => (s === "baseline" ? l.entry.baseline : s)) : [l.entry.baseline, ...suite.samplers];

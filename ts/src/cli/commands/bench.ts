@@ -43,6 +43,11 @@ export const BENCH_OPTIONS = {
   sampler: option("--sampler <names...>", 'run exactly these samplers for every loss ("baseline": the loss\'s own)', z.array(z.string().min(1)).optional()),
   seeds: option("--seeds <n|list>", 'number of seeds ("3") or a list ("0,1,2")', SeedsSchema.optional()),
   device: option("--device <device>", "cpu, cuda or auto", z.enum(["cpu", "cuda", "auto"]).optional()),
+  nproc: option(
+    "--nproc <n>",
+    "train every run on n processes of this machine (torch.distributed: gloo on CPU, nccl on CUDA; 1: one process)",
+    z.string().regex(/^[1-9]\d{0,3}$/, "a whole number from 1 to 1024").transform(Number).optional(),
+  ),
   quick: option("--quick", "the suite's quick settings (fewer steps or seeds)", z.boolean().default(false)),
   out: option("--out <dir>", "results folder (default results/<suite>-<timestamp>)", z.string().min(1).optional()),
   resume: option("--resume", "skip runs already finished in --out", z.boolean().default(false)),
@@ -119,7 +124,7 @@ interface Plan {
 
 function planFromSuite(opts: BenchOptions): Plan {
   const { suite, file, sources } = loadSuite(opts.suite);
-  const runs = expandSuite(suite, { losses: opts.loss, samplers: opts.sampler, seeds: opts.seeds, device: opts.device, quick: opts.quick });
+  const runs = expandSuite(suite, { losses: opts.loss, samplers: opts.sampler, seeds: opts.seeds, device: opts.device, nproc: opts.nproc, quick: opts.quick });
   return { suite, file, runs, fileOf: (p) => sources.fileOf(p) };
 }
 
@@ -220,7 +225,7 @@ async function runPlan(backend: BenchBackend, plan: Plan, opts: BenchOptions, io
     backend,
     resume: opts.resume,
     progress,
-    selection: { loss: opts.loss ?? null, sampler: opts.sampler ?? null, seeds: opts.seeds ?? null, device: opts.device ?? null, quick: opts.quick, from_manifest: opts.fromManifest ?? null },
+    selection: { loss: opts.loss ?? null, sampler: opts.sampler ?? null, seeds: opts.seeds ?? null, device: opts.device ?? null, nproc: opts.nproc ?? null, quick: opts.quick, from_manifest: opts.fromManifest ?? null },
     command: ["nearpos", ...process.argv.slice(2)],
   });
 }
