@@ -15,10 +15,12 @@ const dist = join(root, "dist");
 const stamp = join(dist, ".built");
 const inputs = [join(root, "ts", "src"), join(root, "ts", "setup", "python.mjs"), join(root, "tsconfig.json"), join(root, "tsconfig.build.json"), join(root, "package.json")];
 
+/** Newest modification time under `path`; tests and their fixtures are not built. */
 function newest(path) {
   const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let m = st.mtimeMs;
+  if (!st.isDirectory()) return /\.test\.ts$/.test(path) ? 0 : st.mtimeMs;
+  if (path.endsWith("fixtures")) return 0;
+  let m = 0;
   for (const name of readdirSync(path)) m = Math.max(m, newest(join(path, name)));
   return m;
 }

@@ -9,7 +9,7 @@
  * @internal
  */
 import { Command } from "commander";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
@@ -155,7 +155,10 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
     log(`(3/${steps}) nearpos-runtime ${version} and the nearest-positive plugin, with their dependencies [${elapsed()}]`);
     // Non-editable installs of the shipped sources; a reinstall replaces the previous ones.
     await runCommand(python, ["-m", "pip", "uninstall", "-y", "-q", "nearpos-runtime", "nearest-positive"], () => undefined);
-    await pip("nearpos-runtime and nearest-positive", [runtimeDir as string, `${pluginDir as string}[pml]`]);
+    // Where the interpreter already has the build backend the sources ask for, build with it
+    // (pip would otherwise install it afresh into a throwaway environment per package).
+    const isolation = (await hasBuildBackend(python, [runtimeDir as string, pluginDir as string])) ? ["--no-build-isolation"] : [];
+    await pip("nearpos-runtime and nearest-positive", [...isolation, runtimeDir as string, `${pluginDir as string}[pml]`]);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -190,6 +193,24 @@ async function ask<T>(python: string, expression: string): Promise<T> {
   const out = await runCommand(python, ["-c", `import json, site, sys, sysconfig; print(json.dumps(${expression}))`], (l) => lines.push(l));
   if (out.code !== 0) throw new CliExit(EXIT.failure, `error: ${python} did not answer: ${out.error?.message ?? out.tail.slice(-3).join(" ")}`);
   return JSON.parse(lines[lines.length - 1] ?? "null") as T;
+}
+
+/** True when `python` has setuptools at least as new as every source's `build-system.requires` asks. */
+async function hasBuildBackend(python: string, sources: readonly string[]): Promise<boolean> {
+  let needed = 0;
+  for (const dir of sources) {
+    const requires = /^requires\s*=\s*\[([^\]]*)\]/m.exec(readFileSync(join(dir, "pyproject.toml"), "utf8"))?.[1] ?? "";
+    const names = [...requires.matchAll(/"([^"]+)"/g)].map((m) => m[1] as string);
+    for (const r of names) {
+      const m = /^setuptools\s*>=\s*(\d+)(?:\.\d+)*$/.exec(r);
+      if (!m) return false; // anything but "setuptools>=N": leave it to pip
+      needed = Math.max(needed, Number(m[1]));
+    }
+  }
+  const lines: string[] = [];
+  const out = await runCommand(python, ["-c", "import setuptools; print(setuptools.__version__)"], (l) => lines.push(l));
+  const major = Number((lines[lines.length - 1] ?? "").split(".")[0]);
+  return out.code === 0 && Number.isFinite(major) && major >= needed;
 }
 
 /**
