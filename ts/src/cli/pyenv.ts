@@ -113,13 +113,24 @@ export function runCommand(cmd: string, args: readonly string[], onLine: (line: 
   });
 }
 
+/** Why a pip install failed, from its output and its debug log (`--log`). */
+export interface PipFailure {
+  kind: "unreachable" | "not_found" | "other";
+  /** Index URLs pip could not fetch, each with the error. */
+  unreachable: string[];
+}
+
 /**
- * What pip's output says about a failed install: an index that cannot be reached, or a
+ * What pip's output and debug log say about a failed install: index URLs that could not be
+ * fetched (pip reports these only in its debug log, then says "from versions: none"), or a
  * requirement no reachable index has.
  */
-export function pipFailure(tail: readonly string[]): "unreachable" | "not_found" | "other" {
+export function pipFailure(tail: readonly string[], log = ""): PipFailure {
+  // The innermost reason ("[Errno 111] Connection refused", "Read timed out") reads best.
+  const reason = (e: string): string => /\[Errno -?\d+\] [^'"()]+/.exec(e)?.[0].trim() ?? /Read timed out|timed out|Name or service not known|certificate verify failed/i.exec(e)?.[0] ?? e.slice(0, 160);
+  const unreachable = [...new Set([...log.matchAll(/Could not fetch URL (\S+?): (.*?)(?: - skipping)?$/gm)].map((m) => `${m[1]} (${reason(m[2] as string)})`))];
   const text = tail.join("\n");
-  if (/Failed to establish a new connection|Network is unreachable|Temporary failure in name resolution|Name or service not known|Connection refused|ConnectTimeout|Read timed out|ProxyError|SSLError|Could not fetch URL/i.test(text)) return "unreachable";
-  if (/No matching distribution found|Could not find a version that satisfies/i.test(text)) return "not_found";
-  return "other";
+  if (unreachable.length > 0 || /Failed to establish a new connection|Network is unreachable|Temporary failure in name resolution|Name or service not known|Connection refused|ConnectTimeout|Read timed out|ProxyError|SSLError/i.test(text)) return { kind: "unreachable", unreachable };
+  if (/No matching distribution found|Could not find a version that satisfies/i.test(text)) return { kind: "not_found", unreachable };
+  return { kind: "other", unreachable };
 }

@@ -92,27 +92,33 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
   }
 
   const pip = async (what: string, args: string[]): Promise<void> => {
-    const out = await runCommand(python, [...PIP_INSTALL, ...args], (line) => {
-      if (!opts.quiet) io.stderr.write(`  ${line}\n`);
-    });
-    if (out.code === 0) return;
-    const kind = pipFailure(out.tail);
-    const why =
-      kind === "unreachable"
-        ? "a package index pip uses cannot be reached"
-        : kind === "not_found"
-          ? "no package index pip can reach has it"
-          : `pip exited with ${out.code ?? out.error?.message}`;
-    throw new CliExit(
-      EXIT.failure,
-      [
-        `error: nearpos setup could not install ${what} into ${python}: ${why}`,
-        ...out.tail.slice(-8).map((l) => `  | ${l}`),
-        "hint: check pip's indexes (`pip config list`, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL) and the network;",
-        `      --torch <requirement> (or NEARPOS_TORCH_SPEC) picks another torch, --python <interpreter> uses one that already has torch;`,
-        "      then run `npx nearpos setup` again (what was installed stays)",
-      ].join("\n"),
-    );
+    // pip's debug log says which index URLs could not be fetched; its console does not.
+    const logDir = mkdtempSync(join(tmpdir(), "nearpos-pip-"));
+    try {
+      const out = await runCommand(python, [...PIP_INSTALL, "--log", join(logDir, "pip.log"), ...args], (line) => {
+        if (!opts.quiet) io.stderr.write(`  ${line}\n`);
+      });
+      if (out.code === 0) return;
+      const failure = pipFailure(out.tail, existsSync(join(logDir, "pip.log")) ? readFileSync(join(logDir, "pip.log"), "utf8") : "");
+      const why =
+        failure.kind === "unreachable"
+          ? `a package index cannot be reached${failure.unreachable.length ? `:\n${failure.unreachable.slice(0, 5).map((u) => `  ${u}`).join("\n")}` : ""}`
+          : failure.kind === "not_found"
+            ? "no package index pip reaches has it"
+            : `pip exited with ${out.code ?? out.error?.message}`;
+      throw new CliExit(
+        EXIT.failure,
+        [
+          `error: nearpos setup could not install ${what} into ${python}: ${why}`,
+          ...out.tail.slice(-6).map((l) => `  | ${l}`),
+          "hint: check pip's indexes (`pip config list`, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL) and the network;",
+          "      --torch <requirement> (or NEARPOS_TORCH_SPEC) picks another torch, --python <interpreter> uses one that already has torch;",
+          "      then run `npx nearpos setup` again (what was installed stays)",
+        ].join("\n"),
+      );
+    } finally {
+      rmSync(logDir, { recursive: true, force: true });
+    }
   };
 
   const steps = 4;
