@@ -24,8 +24,11 @@ function tsxCli() {
 
 const tsx = tsxCli();
 if (tsx) {
-  const child = spawn(process.execPath, [tsx, source, ...process.argv.slice(2)], { stdio: "inherit" });
+  // Handlers first: a signal that arrives while the child is being spawned is passed on too
+  // (handlers run from the event loop, once `child` is set).
+  let child;
   for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
+  child = spawn(process.execPath, [tsx, source, ...process.argv.slice(2)], { stdio: "inherit" });
   child.on("exit", (code, signal) => {
     // Ended by a signal: exit as a shell reports it, 128 + the signal's number (130 SIGINT, 143 SIGTERM).
     process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
