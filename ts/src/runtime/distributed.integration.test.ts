@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Runtime } from "./runtime.ts";
-import { CancelledError } from "../errors.ts";
+import { CancelledError, PythonError } from "../errors.ts";
 import type { TrainConfig, TrainEvent } from "../training/index.ts";
 
 // Two gloo processes on the CPU through the real runtime: one event stream, one result.
@@ -41,6 +41,20 @@ function runProcesses(): number[] {
   return found;
 }
 
+/** The process of rank `rank` of a running distributed run (from its environment). */
+function workerOfRank(rank: number): number | undefined {
+  for (const pid of runProcesses()) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("nearpos_runtime.train")) continue;
+      const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+      if (env.includes(`RANK=${rank}`) && env.some((e) => e.startsWith("TORCHELASTIC_RUN_ID="))) return pid;
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return undefined;
+}
+
 describe.runIf(process.platform === "linux")("distributed training from TypeScript", () => {
   let rt: Runtime;
   let dir: string;
@@ -71,6 +85,30 @@ describe.runIf(process.platform === "linux")("distributed training from TypeScri
     // The model came back into the runtime: it embeds and evaluates like any other.
     const report = await rt.evaluate({ model: result.model, data: config().data, ks: [1, 2], nmi: false });
     expect(Math.abs((report.metrics.coarse["recall@1"] ?? -1) - (result.metrics.coarse["recall@1"] ?? -2))).toBeLessThan(1e-6);
+  });
+
+  it("a worker killed with SIGKILL fails the run with a typed error naming its rank and signal; nothing is left; the runtime serves on", async () => {
+    let killed: number | undefined;
+    const run = rt.train(config({ steps: 100_000, distributed: { nproc_per_node: 2, backend: "gloo" } }), {
+      onEvent: (e) => {
+        if (e.type === "step" && killed === undefined) {
+          killed = workerOfRank(1);
+          if (killed !== undefined) process.kill(killed, "SIGKILL");
+        }
+      },
+    });
+    const err = await run.result.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(killed).toBeDefined();
+    expect(err).toBeInstanceOf(PythonError);
+    const py = err as PythonError;
+    expect([py.ename, py.remoteCode]).toEqual(["WorkerFailed", "worker_failed"]);
+    expect(py.evalue).toMatch(new RegExp(`rank 1 \\(pid ${killed}\\) was killed by signal SIGKILL`));
+    expect(runProcesses()).toEqual([]);
+    const ok = await rt.train(config({ steps: 1 })).result;
+    expect(ok.steps).toBe(1);
   });
 
   it("cancels every process of a run, then serves the next request", async () => {
