@@ -79,7 +79,9 @@ describe.skipIf(!existsSync(repoPython))("the npm package in a project of its ow
     for (const f of ["py-bridge/pyproject.toml", "py-bridge/nearpos_runtime/__main__.py", "plugins/nearest-positive/pyproject.toml", "plugins/nearest-positive/README.md", "plugins/nearest-positive/nearest_positive/__init__.py"]) {
       expect(files).toContain(f);
     }
-    expect(files.filter((f) => /(\.test\.|\/tests\/|\/fixtures\/|__pycache__|\.egg-info|^results\/|^ts\/src\/|^benchmarks\/)/.test(f))).toEqual([]);
+    // The benchmark suites ship (the CLI's bench runs them); the benchmarks' code and results do not.
+    expect(files).toContain("benchmarks/suites/mnist-coarse.json");
+    expect(files.filter((f) => /(\.test\.|\/tests\/|\/fixtures\/|__pycache__|\.egg-info|^results\/|^ts\/src\/|^benchmarks\/(?!suites\/))/.test(f))).toEqual([]);
   });
 
   it("without set-up, the example and the CLI stop at once with a StartError naming the fix; the example type-checks", async () => {
@@ -95,6 +97,10 @@ describe.skipIf(!existsSync(repoPython))("the npm package in a project of its ow
     expect(info.code).toBe(1);
     expect(info.stderr).toMatch(/^error \[start_failed\]: cannot start the nearpos runtime/m);
     expect(info.stderr).toContain(`hint: run \`${SETUP_COMMAND}\``);
+    // The CLI's benchmark suites travel with it.
+    const list = await sh(npx, ["nearpos", "bench", "--list", "--json"], project, 60_000);
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((r) => r.name)).toContain("mnist-coarse");
     const built = await tsc;
     expect(built.code, built.stdout + built.stderr).toBe(0);
     expect(existsSync(join(project, "build", "main.js"))).toBe(true);
