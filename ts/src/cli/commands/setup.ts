@@ -72,7 +72,8 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
   };
   const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   const venv = opts.python ? undefined : resolve(cwd, opts.venv ?? join(project, STATE_DIR, "venv"));
-  const python = opts.python ?? pythonIn(venv as string);
+  // A path is recorded absolute (Runtime.start reads it from any folder); a bare name stays a PATH lookup.
+  const python = opts.python ? (opts.python.includes("/") ? resolve(cwd, opts.python) : opts.python) : pythonIn(venv as string);
   const spec = opts.torch ?? torchSpec();
   const version = packageVersion();
   const digest = createHash("sha256")
@@ -82,7 +83,7 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
   log(`project ${project}; ${venv ? `virtual environment ${relative(cwd, venv) || "."}` : `interpreter ${python}`}`);
 
   const record = readSetupRecord(project);
-  if (!opts.force && record?.digest === digest && existsSync(python)) {
+  if (!opts.force && record?.digest === digest && (existsSync(python) || !python.includes("/"))) {
     const probe = await probePython(python, { timeoutMs: 30_000 });
     if (probe.ok && !probeError(probe, choice)) {
       log(`up to date (${elapsed()}); --force reinstalls`);
