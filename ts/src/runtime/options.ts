@@ -23,13 +23,15 @@ const heartbeat = {
 };
 
 /**
- * Options of {@link Runtime.start}. Parsed with zod; the CLI reuses this schema for its flags.
+ * Options of {@link Runtime.start}. Parsed with zod; the CLI's `--python` is this schema's entry.
  */
 export const RuntimeOptionsSchema = z
   .object({
     /**
-     * Python interpreter that runs the runtime. Default: env `NEARPOS_PYTHON`, else
-     * `<repo>/.venv/bin/python` when it exists, else `python3`.
+     * Python interpreter that runs the runtime. Default: env `NEARPOS_PYTHON`; else the
+     * interpreter `npx nearpos setup` recorded in the project's `.nearpos/setup.json`, else that
+     * project's `.nearpos/venv` (looked for from the current folder upward, then from the
+     * package's folder); else, inside a clone of the repository, its `.venv`; else `python3`.
      */
     python: z.string().min(1).optional(),
     /**
