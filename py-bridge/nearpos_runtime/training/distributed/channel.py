@@ -117,12 +117,13 @@ def read_pids(out: Path) -> dict[int, int]:
     return pids
 
 
-def write_error(out: Path, rank: int, exc: BaseException) -> None:
+def write_error(out: Path, rank: int, exc: BaseException, restart: int = 0) -> None:
     code = getattr(exc, "code", None)
     write_json(
         out / "errors" / f"rank-{rank}.json",
         {
             "rank": rank,
+            "restart": restart,
             "ename": type(exc).__name__,
             "message": str(exc),
             "code": code if isinstance(code, str) else None,
@@ -131,6 +132,8 @@ def write_error(out: Path, rank: int, exc: BaseException) -> None:
 
 
 def read_errors(out: Path) -> dict[int, dict[str, Any]]:
+    """Why processes failed (rank -> error), in the last attempt only (after restarts, an
+    earlier attempt's errors are history)."""
     errors = {}
     for p in (out / "errors").glob("rank-*.json"):
         try:
@@ -138,7 +141,8 @@ def read_errors(out: Path) -> dict[int, dict[str, Any]]:
         except (ValueError, OSError):
             continue
         errors[int(e["rank"])] = e
-    return errors
+    last = max((int(e.get("restart", 0)) for e in errors.values()), default=0)
+    return {r: e for r, e in errors.items() if int(e.get("restart", 0)) == last}
 
 
 def save_model(out: Path, module: torch.nn.Module, spec: dict[str, Any], in_features: int) -> None:

@@ -78,10 +78,32 @@ def backend_for(name: str, device: torch.device) -> str:
     return name
 
 
-def init(backend: str) -> None:
-    """Join the process group the launcher set up (``env://``)."""
-    if not dist.is_initialized():
+def init(backend: str, group: Group | None = None) -> None:
+    """Join the process group the launcher set up.
+
+    Under the elastic agent's shared store (``TORCHELASTIC_USE_AGENT_STORE``) the keys of
+    each attempt get a prefix of their own: the store outlives a restart, and a restarted
+    group reading the previous attempt's addresses would try to connect to processes that
+    are gone (gloo: ``connectFullMesh failed ... Connection refused``)."""
+    if dist.is_initialized():
+        return
+    if group is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+        return
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size=group.world,
+        is_master=False,
+        timeout=COLLECTIVE_TIMEOUT,
+    )
+    dist.init_process_group(
+        backend=backend,
+        store=dist.PrefixStore(f"nearpos/attempt_{group.restart}", store),
+        rank=group.rank,
+        world_size=group.world,
+        timeout=COLLECTIVE_TIMEOUT,
+    )
 
 
 def all_gather_bytes(t: torch.Tensor, device: torch.device) -> list[torch.Tensor]:

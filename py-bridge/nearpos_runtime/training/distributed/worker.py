@@ -86,14 +86,14 @@ def run_worker(cfg: TrainConfig, out: Path, echo: bool) -> None:
             emit("warning", {"message": note})
         d = cfg.distributed
         backend = backend_for("auto" if d is None else d.backend, group.device(cfg.device))
-        init(backend)
+        init(backend, group)
         result = Trainer(cfg, on_event=emit, group=group, backend=backend).run()
         if group.leader:
             module = result.model.module
             save_model(out, module, result.model.model_spec, result.model.in_features)
             write_json(out / RESULT, result_json(result))
     except BaseException as exc:
-        write_error(out, group.rank, exc)
+        write_error(out, group.rank, exc, group.restart)
         raise
     finally:
         if events is not None:
