@@ -8,8 +8,9 @@ positive batches, triplet loss) with the runtime's own trainer:
   ``Trainer`` with a process group (DDP, the sampler gathering the global batch), as
   ``rt.train({..., distributed})`` runs them.
 
-Every process gets ``--threads`` intra-op threads (default 1): on a machine shared with
-other jobs, a process with as many threads as cores loses most of its time to contention.
+Every process gets ``--threads`` intra-op threads (default 1), so that N processes never
+ask for more threads than N cores (on a busy machine, a process with as many threads as
+cores loses much of its time to contention).
 
 samples/s is the global batch x steps / the training loop's wall time (evaluation
 excluded). The gather's share is the time each process spends in the sampler's
