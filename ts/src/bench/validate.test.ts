@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { expandSuite, loadSuite } from "./suite.ts";
-import { compileTrainSchema, lossKnown, validateLosses, validateRuns, validateSamplers } from "./validate.ts";
+import { lossKnown } from "../runtime/plugin-checks.ts";
+import { compileTrainSchema, validateLosses, validateRuns, validateSamplers } from "./validate.ts";
 
 describe("loss names against hello's plugins[].losses", () => {
   const { suite } = loadSuite("tiny");

@@ -7,6 +7,7 @@
 import type { ErrorObject, ValidateFunction } from "ajv";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { PluginChecks, type PluginSummary } from "../runtime/plugin-checks.ts";
 import { compileSchema, issueText, schemaIssue, type SchemaIssue } from "../runtime/validate.ts";
 import { expandEnv, jsonPath, type RunSpec, type Suite } from "./suite.ts";
 
@@ -144,32 +145,19 @@ export function checkDataPaths(suite: Suite): DataPathCheck[] {
  * Checks each run's sampler against the runtime's plugins: the name must be a loaded plugin
  * and its config must follow that plugin's `config_schema` (both from hello).
  */
-export function validateSamplers(plugins: readonly { name: string; config_schema?: unknown }[], runs: readonly RunSpec[]): RunIssue[] {
+export function validateSamplers(plugins: readonly PluginSummary[], runs: readonly RunSpec[]): RunIssue[] {
   const list = new IssueList();
-  const compiled = new Map<string, ValidateFunction>();
-  const names = plugins.map((p) => JSON.stringify(p.name)).join(", ");
+  const checks = new PluginChecks(plugins, { allErrors: true });
   for (const run of runs) {
-    const plugin = plugins.find((p) => p.name === run.sampler);
-    if (!plugin) {
-      list.add(run, ["sampler", "name"], `unknown sampler "${run.sampler}"; must be one of ${names}`);
+    const unknown = checks.samplerIssue(run.sampler);
+    if (unknown) {
+      list.add(run, ["sampler", "name"], unknown);
       continue;
     }
-    if (!plugin.config_schema) continue;
-    let v = compiled.get(plugin.name);
-    if (!v) {
-      v = compileTrainSchema(plugin.config_schema);
-      compiled.set(plugin.name, v);
-    }
-    const cfg = (run.train.sampler as { config?: unknown } | undefined)?.config ?? {};
-    if (v(cfg)) continue;
-    for (const e of v.errors ?? []) list.addSchemaIssue(run, schemaIssue(e), ["sampler", "config"]);
+    const cfg = (run.train.sampler as { config?: unknown } | undefined)?.config;
+    for (const i of checks.configIssues(run.sampler, cfg)) list.addSchemaIssue(run, i, ["sampler", "config"]);
   }
   return list.issues;
-}
-
-/** Whether `name` is one of `known`, where an entry ending in "*" matches any name with that prefix. */
-export function lossKnown(name: string, known: readonly string[]): boolean {
-  return known.some((k) => (k.endsWith("*") ? name.startsWith(k.slice(0, -1)) : k === name));
 }
 
 /**
@@ -178,14 +166,14 @@ export function lossKnown(name: string, known: readonly string[]): boolean {
  * when the plugin lists the pattern "pml:*" (pytorch-metric-learning installed); the class
  * name itself is then checked by the runtime's `train`.
  */
-export function validateLosses(plugins: readonly { name: string; losses?: readonly string[] }[], runs: readonly RunSpec[]): RunIssue[] {
+export function validateLosses(plugins: readonly PluginSummary[], runs: readonly RunSpec[]): RunIssue[] {
   const list = new IssueList();
+  const checks = new PluginChecks(plugins);
   for (const run of runs) {
-    const known = plugins.find((p) => p.name === run.sampler)?.losses;
     const name = (run.train.loss as { name?: unknown } | undefined)?.name;
-    if (!known || typeof name !== "string" || lossKnown(name, known)) continue;
+    const issue = typeof name === "string" ? checks.lossIssue(run.sampler, name) : undefined;
     // One issue per suite location and name, though every sampler of the loss repeats it.
-    list.add(run, ["loss", "name"], `unknown loss "${name}" for sampler "${run.sampler}"; known losses: ${known.map((k) => JSON.stringify(k)).join(", ")}`, name);
+    if (issue && typeof name === "string") list.add(run, ["loss", "name"], issue, name);
   }
   return list.issues;
 }

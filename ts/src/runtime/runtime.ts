@@ -65,6 +65,7 @@ import { sleep, type RuntimeProcess } from "./process.ts";
 import { CLOSE_STEP_MS, stopProcess, stopPythoniaServer } from "./shutdown.ts";
 import { chooseTransport, connectParts, pythoniaLaunch, spawnLaunch, type Launch, type Parts } from "./start.ts";
 import { narrowCall, narrowOptions } from "./typed.ts";
+import { PluginChecks } from "./plugin-checks.ts";
 import { ParamsValidator, fromZodError } from "./validate.ts";
 
 const CLIENT_NAME = "nearpos-ts 0.1.0";
@@ -437,7 +438,7 @@ export class Runtime implements AsyncDisposable {
       });
     }
     (this as { hello: HelloReply }).hello = hello;
-    this.validator = new ParamsValidator(hello.methods ?? []);
+    this.validator = new ParamsValidator(hello.methods ?? [], new PluginChecks(hello.plugins ?? []));
   }
 
   /** A control-channel request and its reply (unref: a heartbeat's timer never keeps Node alive). */

@@ -2,6 +2,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.
 import type { z } from "zod";
 import { UnknownMethodError, ValidationError } from "../errors.ts";
 import type { MethodInfo } from "../protocol/messages.ts";
+import type { PluginChecks } from "./plugin-checks.ts";
 
 /** Turns the first zod issue into a ValidationError naming the field and the allowed values. */
 export function fromZodError(error: z.ZodError, root: string): ValidationError {
@@ -64,16 +65,33 @@ function errorToValidation(method: string, e: ErrorObject): ValidationError {
   });
 }
 
+/** Where a method's params name a sampler plugin, its config and a loss (checked against hello's plugins). */
+const PLUGIN_FIELDS: Readonly<Record<string, { sampler: readonly string[]; config: readonly string[]; loss?: readonly string[] }>> = {
+  train: { sampler: ["sampler", "name"], config: ["sampler", "config"], loss: ["loss", "name"] },
+  mine: { sampler: ["sampler"], config: ["config"] },
+  loss: { sampler: ["sampler"], config: ["config"], loss: ["loss"] },
+};
+
+function valueAt(params: unknown, path: readonly string[]): unknown {
+  let v = params;
+  for (const key of path) v = v && typeof v === "object" ? (v as Record<string, unknown>)[key] : undefined;
+  return v;
+}
+
 /**
- * Checks call params against each method's JSON Schema from hello, before anything is sent.
- * Each schema is compiled once, on first use. Params are checked in their wire form, tensors
- * as `{"$tensor": i}` placeholders.
+ * Checks call params against each method's JSON Schema from hello, before anything is sent,
+ * and what they name among the plugins (sampler, its config, loss). Each schema is compiled
+ * once, on first use. Params are checked in their wire form, tensors as `{"$tensor": i}`
+ * placeholders.
  */
 export class ParamsValidator {
   private readonly methods: Map<string, MethodInfo>;
   private readonly compiled = new Map<string, ValidateFunction | null>();
 
-  constructor(methods: readonly MethodInfo[]) {
+  constructor(
+    methods: readonly MethodInfo[],
+    private readonly plugins?: PluginChecks,
+  ) {
     this.methods = new Map(methods.map((m) => [m.name, m]));
   }
 
@@ -95,6 +113,27 @@ export class ParamsValidator {
       const first = validate.errors?.[0];
       throw first ? errorToValidation(method, first) : new ValidationError("params", `invalid (method ${method})`);
     }
+    const fields = PLUGIN_FIELDS[method];
+    if (fields && this.plugins) this.checkPlugins(this.plugins, method, wireParams, fields);
+  }
+
+  /** A sampler left out takes the runtime's default, which the runtime checks itself. */
+  private checkPlugins(plugins: PluginChecks, method: string, params: unknown, fields: (typeof PLUGIN_FIELDS)[string]): void {
+    const sampler = valueAt(params, fields.sampler);
+    if (typeof sampler !== "string") return;
+    const field = (path: readonly string[]) => ["params", ...path].join(".");
+    const unknown = plugins.samplerIssue(sampler);
+    if (unknown) throw new ValidationError(field(fields.sampler), `${unknown} (method ${method})`);
+    const [issue] = plugins.configIssues(sampler, valueAt(params, fields.config));
+    if (issue) {
+      throw new ValidationError(field([...fields.config, ...issue.path]), `${issue.message} (sampler ${sampler}, method ${method})`, {
+        context: { method, sampler, keyword: issue.keyword },
+        ...(issue.allowed ? { allowed: issue.allowed } : {}),
+      });
+    }
+    const loss = fields.loss ? valueAt(params, fields.loss) : undefined;
+    const lossIssue = fields.loss && typeof loss === "string" ? plugins.lossIssue(sampler, loss) : undefined;
+    if (fields.loss && lossIssue) throw new ValidationError(field(fields.loss), `${lossIssue} (method ${method})`);
   }
 
   private get(method: string): ValidateFunction | null {

@@ -129,12 +129,39 @@ describe("training from TypeScript", () => {
     await expect(fromTrain).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.code === ErrorCode.invalidParams && e.evalue.startsWith("params.loss.config:"));
   });
 
+  it("checks the sampler, its config and the loss against hello's plugins before sending", async () => {
+    const thrown = (f: () => unknown): ValidationError => {
+      try {
+        f();
+      } catch (e) {
+        if (e instanceof ValidationError) return e;
+        throw e;
+      }
+      throw new Error("no ValidationError");
+    };
+    const sampler = thrown(() => rt.train(config({ sampler: { name: "nearest", config: {} } })));
+    expect(sampler.field).toBe("params.sampler.name");
+    expect(sampler.message).toContain('unknown sampler "nearest"');
+    expect(sampler.message).toContain('"nearest-positive"');
+    const option = thrown(() => rt.train(config({ sampler: { name: "nearest-positive", config: { negativs: "all" } } })));
+    expect(option.field).toBe("params.sampler.config.negativs");
+    expect(option.message).toContain("is not a known parameter");
+    const loss = thrown(() => rt.train(config({ loss: { name: "tripplet", config: {} } })));
+    expect(loss.field).toBe("params.loss.name");
+    expect(loss.message).toContain('unknown loss "tripplet"');
+    const emb = Tensor.from(Array.from({ length: 8 }, (_, i) => i), [4, 2]);
+    const labels = Tensor.from([0, 0, 1, 1], [4], "int64");
+    const field = (name: string) => (e: unknown) => e instanceof ValidationError && e.field === name;
+    await expect(rt.mine({ sampler: "nearest-positive", config: { distance: 3 }, embeddings: emb, labels })).rejects.toSatisfy(field("params.config.distance"));
+    await expect(rt.loss({ loss: "triplet", sampler: "semihard", config: { bogus: 1 }, embeddings: emb, labels })).rejects.toSatisfy(field("params.config.bogus"));
+    await expect(rt.loss({ loss: "tripplet", sampler: "semihard", embeddings: emb, labels })).rejects.toSatisfy(field("params.loss"));
+  });
+
   it("rejects what only Python can check, naming the field, and keeps serving", async () => {
-    await expect(rt.train(config({ sampler: { name: "nearest", config: {} } })).result).rejects.toSatisfy(
-      (e: unknown) => e instanceof PythonError && e.ename === "InvalidParams" && e.evalue.includes("sampler.name"),
-    );
-    await expect(rt.train(config({ loss: { name: "tripplet", config: {} } })).result).rejects.toSatisfy(
-      (e: unknown) => e instanceof PythonError && e.evalue.includes("unknown loss 'tripplet'"),
+    // The untyped path skips no check: the same call through rt.call is refused in TypeScript too.
+    await expect(rt.call("train", { ...config(), sampler: { name: "nearest", config: {} } })).rejects.toBeInstanceOf(ValidationError);
+    await expect(rt.train(config({ loss: { name: "pml:TripletMarginLos", config: {} } })).result).rejects.toSatisfy(
+      (e: unknown) => e instanceof PythonError && e.evalue.includes("TripletMarginLos"),
     );
     const tiny = (perMode: number) => ({ ...config(), data: { kind: "synthetic", classes: 3, per_mode: perMode, modes_per_class: 1 } }) as TrainConfig;
     await expect(rt.train(tiny(2)).result).rejects.toSatisfy((e: unknown) => e instanceof PythonError && e.evalue.includes("single sample"));
