@@ -8,9 +8,14 @@ import { Runtime } from "../../runtime/runtime.ts";
 import { packageVersion } from "../../bench/manifest.ts";
 import type { HelloReply } from "../../protocol/messages.ts";
 import type { CliIO } from "../io.ts";
+import { commanderOptions, option, runtimeOption, runtimeOptionsOf, schemaOf } from "../options.ts";
 
-/** Options of `nearpos info`. */
-export const InfoOptionsSchema = z.object({ json: z.boolean().default(false), python: z.string().min(1).optional() }).strict();
+/** Options of `nearpos info`, declared once (commander's flags and the zod schema). */
+export const INFO_OPTIONS = {
+  json: option("--json", "print the hello as JSON", z.boolean().default(false)),
+  python: runtimeOption("python", "--python <path>", "Python interpreter of the runtime"),
+};
+export const InfoOptionsSchema = schemaOf(INFO_OPTIONS);
 
 /** Human-readable hello. */
 export function formatHello(h: HelloReply): string {
@@ -30,22 +35,20 @@ export function formatHello(h: HelloReply): string {
 
 /** Builds the `info` command. */
 export function infoCommand(io: CliIO, setExit: (code: number) => void): Command {
-  return new Command("info")
-    .description("start the runtime and print its versions, devices and plugins")
-    .option("--json", "print the hello as JSON")
-    .option("--python <path>", "Python interpreter of the runtime")
-    .action(async (raw: Record<string, unknown>) => {
-      const opts = InfoOptionsSchema.parse(raw);
-      const rt = await Runtime.start(opts.python ? { python: opts.python } : {});
-      try {
-        const hello = rt.hello;
-        if (opts.json) {
-          const { methods, ...rest } = hello;
-          io.stdout.write(`${JSON.stringify({ nearpos: packageVersion(), node: process.version, ...rest, methods: methods.map((m) => m.name) }, null, 2)}\n`);
-        } else io.stdout.write(`${formatHello(hello)}\n`);
-        setExit(0);
-      } finally {
-        await rt.close();
-      }
-    });
+  const cmd = new Command("info").description("start the runtime and print its versions, devices and plugins");
+  for (const opt of commanderOptions(INFO_OPTIONS)) cmd.addOption(opt);
+  return cmd.action(async (raw: Record<string, unknown>) => {
+    const opts = InfoOptionsSchema.parse(raw);
+    const rt = await Runtime.start(runtimeOptionsOf(INFO_OPTIONS, opts));
+    try {
+      const hello = rt.hello;
+      if (opts.json) {
+        const { methods, ...rest } = hello;
+        io.stdout.write(`${JSON.stringify({ nearpos: packageVersion(), node: process.version, ...rest, methods: methods.map((m) => m.name) }, null, 2)}\n`);
+      } else io.stdout.write(`${formatHello(hello)}\n`);
+      setExit(0);
+    } finally {
+      await rt.close();
+    }
+  });
 }
