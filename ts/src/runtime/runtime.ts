@@ -11,6 +11,7 @@ import {
   MessageTooLargeError,
   NearposError,
   ProtocolError,
+  RuntimeExitedError,
   RuntimeUnreachableError,
   StartError,
   TimeoutError,
@@ -137,10 +138,11 @@ export class Runtime implements AsyncDisposable {
    *
    * @param options - see {@link RuntimeOptions}; validated before anything starts
    * @returns a ready runtime whose {@link hello} holds the hello reply
-   * @throws ValidationError for bad options; RuntimeExitedError when the process exits
-   *   during start (exit code and stderr tail); TimeoutError after `startTimeoutMs`;
-   *   StartError for `transport: "zeromq"` where its native addon cannot load, or when
-   *   pythonia cannot run the interpreter
+   * @throws ValidationError for bad options; StartError when the interpreter cannot run the
+   *   runtime (what it lacks, the command that fixes it), when the process exits during start
+   *   (reason "exited": exit code and stderr tail), for `transport: "zeromq"` where its native
+   *   addon cannot load, or when pythonia cannot run the interpreter; TimeoutError after
+   *   `startTimeoutMs`
    */
   static async start(options: RuntimeOptions = {}): Promise<Runtime> {
     const parsed = RuntimeOptionsSchema.safeParse(options);
@@ -175,6 +177,8 @@ export class Runtime implements AsyncDisposable {
     } catch (err) {
       if (rt) await rt.close();
       else await launch.abandon();
+      // Died after its connection file, before answering hello: still a failed start.
+      if (err instanceof RuntimeExitedError && launch.exitedError) throw launch.exitedError(err);
       if (err instanceof NearposError) throw err;
       throw new StartError(launch.failure, { cause: err });
     }

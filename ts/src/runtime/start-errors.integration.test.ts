@@ -91,6 +91,35 @@ describe("Runtime.start errors", () => {
     expect(err.message).toContain(dying);
     expect(err.message).toContain("fatal: cannot allocate the model");
   });
+
+  it("a runtime that dies after writing its connection file, before answering hello: exited too", async () => {
+    // sitecustomize makes the runtime die when the client's hello_request arrives: the
+    // connection file is written and the client connected, but hello is never answered.
+    const dir = join(work, "dies-at-hello");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "sitecustomize.py"),
+      [
+        "import os, sys",
+        "from nearpos_runtime.server import RuntimeCore",
+        "_on_control = RuntimeCore.on_control",
+        "def die_at_hello(self, frames):",
+        "    if any(b'hello_request' in bytes(f) for f in frames):",
+        "        sys.stderr.write('fatal: died before serving\\n')",
+        "        sys.stderr.flush()",
+        "        os._exit(7)",
+        "    return _on_control(self, frames)",
+        "RuntimeCore.on_control = die_at_hello",
+        "",
+      ].join("\n"),
+    );
+    const { err, ms } = await startError({ python, env: { PYTHONPATH: dir } });
+    expect(ms).toBeLessThan(15_000);
+    expect(err.reason).toBe("exited");
+    expect(err.exitCode).toBe(7);
+    expect(err.stderrTail).toContain("fatal: died before serving");
+    expect(err.message).toContain(python);
+  });
 });
 
 describe("interpreter discovery", () => {

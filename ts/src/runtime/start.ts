@@ -34,6 +34,8 @@ export interface Launch {
   abandon(): Promise<void>;
   /** Message of the StartError when `build` or the handshake fails with an unexpected error. */
   failure: string;
+  /** The StartError for a runtime process that exited before the handshake completed. */
+  exitedError?(err: RuntimeExitedError): StartError;
 }
 
 let zeromqLoad: Promise<TransportFactory | Error> | undefined;
@@ -124,6 +126,7 @@ export async function spawnLaunch(opts: ResolvedRuntimeOptions, emitter: Lifecyc
       await proc.removeDir();
     },
     failure: "the runtime failed to start",
+    exitedError: (err) => exitedDuringStart(err, choice),
   };
 }
 
