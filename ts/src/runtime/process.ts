@@ -508,7 +508,9 @@ export function probeError(result: ProbeResult, choice: PythonChoice): StartErro
   const tail = `; run \`${fix}\` in your project to set up the Python side, or pass python / set NEARPOS_PYTHON to an interpreter that has it`;
   if (!result.ok) {
     if (result.reason === "python_not_found") {
-      return new StartError(`cannot start the nearpos runtime: the Python interpreter ${python} was not found${where}${tail}`, { ...common, reason: "python_not_found", missing: [python] });
+      // Setting up an interpreter that does not exist cannot help: the managed one can.
+      const notFound = `; run \`${SETUP_COMMAND}\` in your project for a managed Python, or pass python / set NEARPOS_PYTHON to an interpreter that exists`;
+      return new StartError(`cannot start the nearpos runtime: the Python interpreter ${python} was not found${where}${notFound}`, { ...common, fix: SETUP_COMMAND, reason: "python_not_found", missing: [python] });
     }
     if (result.reason === "python_timeout") {
       return new StartError(`cannot start the nearpos runtime: ${python} did not answer a start-up check (${result.detail})${where}`, { ...common, reason: "python_timeout", hint: "check that the interpreter runs (it may be hung or very slow to start)" });
