@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from .training.config import TrainConfig
-from .training.distributed.channel import RESULT, EventWriter, save_model, write_json
+from .training.distributed.channel import EventWriter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run_worker(cfg, args.out, echo=not args.quiet)
         return 0
-    from .training.distributed.worker import result_json
+    from .training.distributed.worker import write_result
     from .training.trainer import Trainer
 
     events = EventWriter(args.out, echo=not args.quiet)
@@ -55,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             result = Trainer(cfg, on_event=events).run()
     finally:
         events.close()
-    m = result.model
-    save_model(args.out, m.module, m.model_spec, m.in_features)
-    write_json(args.out / RESULT, result_json(result))
+    write_result(args.out, result)
     return 0
 
 

@@ -33,7 +33,7 @@ from .models import build_model, freeze_batchnorm, input_features
 from .optim import build_optimizer, lr_factor
 from .run_queue import RUN_QUEUE, RunQueue
 from .run_state import Progress, RunParts
-from .sampler import ClassBalancedSampler, ShardSampler
+from .sampler import BatchSampler, ClassBalancedSampler, ShardSampler
 from .selection import select
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ class Trainer:
         self._check_device_settings(device)
         data = self.data or load_data(cfg.data)
         train = data.train
-        sampler: ClassBalancedSampler | ShardSampler = ClassBalancedSampler(
+        sampler: BatchSampler = ClassBalancedSampler(
             train.labels,
             cfg.batch.classes,
             cfg.batch.per_class,

@@ -3,9 +3,7 @@
  * @internal
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { REPO_ROOT } from "../runtime/process.ts";
+import { packageVersion, REPO_ROOT } from "../runtime/process.ts";
 import { sha256Of } from "./canonical.ts";
 import type { RunSpec, Suite } from "./suite.ts";
 import type { HelloReply } from "./types.ts";
@@ -37,15 +35,6 @@ export function gitInfo(cwd = REPO_ROOT): { commit: string | null; dirty: boolea
     return { commit, dirty: status.trim().length > 0 };
   } catch {
     return { commit: null, dirty: null };
-  }
-}
-
-/** nearpos version from package.json. */
-export function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
-  } catch {
-    return "unknown";
   }
 }
 

@@ -4,7 +4,7 @@
  * @internal
  */
 import { Command, CommanderError } from "commander";
-import { packageVersion } from "../bench/manifest.ts";
+import { packageVersion } from "../runtime/process.ts";
 import { benchCommand, defaultBackend, type BackendFactory } from "./commands/bench.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { infoCommand } from "./commands/info.ts";

@@ -6,9 +6,10 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { writeAtomic } from "../bench/atomic.ts";
 import { REPO_ROOT, STATE_DIR, type SetupRecord } from "../runtime/process.ts";
 
 /** The Python packages shipped in this package, installed by `nearpos setup`. */
@@ -69,14 +70,6 @@ export function copySources(dest: string, root: string = REPO_ROOT): string[] {
     }
     return to;
   });
-}
-
-/** Writes a file atomically (a temporary file beside it, then a rename). */
-export function writeAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /** Writes `<project>/.nearpos/setup.json` (and a .gitignore keeping the folder out of git). */

@@ -35,6 +35,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def rdzv_host(d: DistributedSpec) -> tuple[str, str]:
+    """The rendezvous endpoint (one node without one: a free loopback port) and its host."""
+    endpoint = d.rdzv_endpoint or "127.0.0.1:0"
+    return endpoint, endpoint.rsplit(":", 1)[0]
+
+
 def run_id(d: DistributedSpec) -> str:
     """Random on one node; on several, torchrun's default (``none``), so nodes started by
     ``torchrun`` without ``--rdzv-id`` and nodes started by the runtime meet."""
@@ -47,8 +53,7 @@ def launch_config(d: DistributedSpec, rundir: Path) -> Any:
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
     from torch.distributed.launcher.api import LaunchConfig
 
-    endpoint = d.rdzv_endpoint or "127.0.0.1:0"  # one node: a free loopback port
-    host = endpoint.rsplit(":", 1)[0]
+    endpoint, host = rdzv_host(d)
     return LaunchConfig(
         min_nodes=d.nnodes,
         max_nodes=d.nnodes,
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     exit_with_parent(signal.SIGTERM)  # the agent then stops its processes
     cfg = TrainConfig.model_validate_json((rundir / "config.json").read_text())
     d = cfg.distributed or DistributedSpec(nproc_per_node=1)
-    host = (d.rdzv_endpoint or "127.0.0.1:0").rsplit(":", 1)[0]
+    _, host = rdzv_host(d)
     if is_loopback(host) and sys.platform == "linux":
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # collectives on loopback only
 

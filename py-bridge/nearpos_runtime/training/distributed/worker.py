@@ -34,6 +34,13 @@ def result_json(r: TrainResult) -> dict[str, Any]:
     }
 
 
+def write_result(out: Path, r: TrainResult) -> None:
+    """``model.pt`` and ``result.json`` of a finished run, in ``out``."""
+    m = r.model
+    save_model(out, m.module, m.model_spec, m.in_features)
+    write_json(out / RESULT, result_json(r))
+
+
 def restart_marker(cfg: TrainConfig, group: Group) -> Path | None:
     """File naming the run's last checkpoint (written by rank 0, read after a restart)."""
     if cfg.checkpoint is None:
@@ -89,9 +96,7 @@ def run_worker(cfg: TrainConfig, out: Path, echo: bool) -> None:
         init(backend, group)
         result = Trainer(cfg, on_event=emit, group=group, backend=backend).run()
         if group.leader:
-            module = result.model.module
-            save_model(out, module, result.model.model_spec, result.model.in_features)
-            write_json(out / RESULT, result_json(result))
+            write_result(out, result)
     except BaseException as exc:
         write_error(out, group.rank, exc, group.restart)
         raise

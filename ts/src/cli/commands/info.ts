@@ -5,7 +5,7 @@
 import { Command } from "commander";
 import { z } from "zod";
 import { Runtime } from "../../runtime/runtime.ts";
-import { packageVersion } from "../../bench/manifest.ts";
+import { packageVersion } from "../../runtime/process.ts";
 import type { HelloReply } from "../../protocol/messages.ts";
 import type { CliIO } from "../io.ts";
 import { commanderOptions, option, runtimeOption, runtimeOptionsOf, schemaOf } from "../options.ts";

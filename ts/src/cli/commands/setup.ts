@@ -19,7 +19,8 @@ import { packageVersion, probeError, probePython, pythonIn, readSetupRecord, STA
 import { PIP_INSTALL, torchSpec } from "../../../setup/python.mjs";
 import { CliExit, EXIT, type CliIO } from "../io.ts";
 import { commanderOptions, option, schemaOf } from "../options.ts";
-import { copySources, pipFailure, projectDir, runCommand, sourcesDigest, writeAtomic, writeSetupRecord } from "../pyenv.ts";
+import { writeAtomic } from "../../bench/atomic.ts";
+import { copySources, pipFailure, projectDir, runCommand, sourcesDigest, writeSetupRecord } from "../pyenv.ts";
 
 /** The options of `nearpos setup`, each declared once. */
 export const SETUP_OPTIONS = {
