@@ -12,10 +12,10 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pythonIn, REPO_ROOT, SETUP_COMMAND } from "../runtime/process.ts";
+import { packageVersion, pythonIn, REPO_ROOT, SETUP_COMMAND } from "../runtime/process.ts";
 
 const repoPython = pythonIn(join(REPO_ROOT, ".venv"));
-const version = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
+const version = packageVersion();
 
 /** This process's environment without what would point a child at the repository. */
 function cleanEnv(): NodeJS.ProcessEnv {

@@ -147,7 +147,7 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
   const before = await probePython(python, { timeoutMs: 30_000 });
   if (!before.ok) {
     const err = probeError(before, choice) as StartError;
-    throw new CliExit(EXIT.failure, `error: nearpos setup cannot use ${python}: ${err.message.replace(/^cannot start the nearpos runtime: /, "")}`);
+    throw new CliExit(EXIT.failure, `error: nearpos setup cannot use ${python}: ${whyNot(err)}`);
   }
   const pinned = /^torch==(\S+)$/.exec(spec)?.[1];
   if (pinned !== undefined && before.report.versions.torch === pinned) {
@@ -175,7 +175,7 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
   const after = await probePython(python, { timeoutMs: 120_000, deep: true });
   const problem = probeError(after, choice);
   if (problem || !after.ok) {
-    throw new CliExit(EXIT.failure, `error: nearpos setup finished, but ${python} still cannot run the runtime: ${(problem as StartError).message.replace(/^cannot start the nearpos runtime: /, "")}`);
+    throw new CliExit(EXIT.failure, `error: nearpos setup finished, but ${python} still cannot run the runtime: ${whyNot(problem as StartError)}`);
   }
   const report = after.report;
   if (report.torch?.error) throw new CliExit(EXIT.failure, `error: torch does not import in ${python}: ${report.torch.error}`);
@@ -193,6 +193,11 @@ export async function setup(opts: SetupOptions, io: CliIO, cwd: string = process
     `nearpos setup: ready in ${seconds.toFixed(1)} s: ${python} (Python ${report.version}, torch ${report.torch?.version ?? "?"}, ${report.torch?.cuda_available ? `CUDA ${report.torch.cuda}` : "CPU"}, nearpos-runtime ${report.versions["nearpos-runtime"]}, plugins: ${(report.plugins ?? []).join(", ")})\n`,
   );
   return { python, ...(venv ? { venv } : {}), project, upToDate: false, report, seconds };
+}
+
+/** A start error's message without its opening words (setup says what it could not do). */
+function whyNot(err: StartError): string {
+  return err.message.replace(/^cannot start the nearpos runtime: /, "");
 }
 
 /** Asks an interpreter a question (a Python expression printed as JSON). */
